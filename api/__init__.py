@@ -1,0 +1,1 @@
+"""The HTTP door: Falcon app factory, resources, middleware, error mapping, schemas."""

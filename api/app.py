@@ -1,0 +1,74 @@
+"""The Falcon app factory. ``gunicorn 'api.app:get_app()'`` builds one app per worker process."""
+
+from __future__ import annotations
+
+import falcon
+import redis
+
+from api.deps import Deps
+from api.errors import install_error_handlers
+from api.media import JSONHandler
+from api.middleware.auth import AuthMiddleware
+from api.middleware.body import BodyLimitMiddleware
+from api.middleware.cors import CORSMiddleware
+from api.middleware.idempotency import IdempotencyMiddleware
+from api.middleware.request_id import RequestIdMiddleware
+from api.openapi import DocsPageResource, OpenAPIResource
+from api.resources.health import HealthResource, ReadyResource
+from api.resources.keys import KeyResource, KeysResource
+from api.resources.offers import OfferResource
+from api.resources.orders import OrderResource, OrdersResource
+from api.resources.tasks import TaskResource
+from config.logging import configure_logging
+from config.settings import Settings
+from models import Database
+from tasks.dispatch import make_sender
+
+
+def build_deps(settings: Settings) -> Deps:
+    return Deps(
+        settings=settings,
+        db=Database.connect(settings),
+        sender=make_sender(settings),
+        broker=redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
+        ),
+    )
+
+
+def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
+    """Everything is built from arguments: no module-level engines, apps or sessions."""
+    deps = deps or build_deps(settings)
+    app = falcon.App(
+        middleware=[
+            RequestIdMiddleware(),
+            CORSMiddleware(settings.cors_origins),
+            BodyLimitMiddleware(settings.max_body_bytes),
+            AuthMiddleware(deps.db),
+            IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
+        ]
+    )
+    json_handler = JSONHandler()
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.req_options.strip_url_path_trailing_slash = True
+    install_error_handlers(app)
+
+    app.add_route("/healthz", HealthResource())
+    app.add_route("/readyz", ReadyResource(deps))
+    app.add_route("/api/orders", OrdersResource(deps))
+    app.add_route("/api/orders/{order_id}", OrderResource(deps))
+    app.add_route("/api/offers/{offer_id}", OfferResource(deps))
+    app.add_route("/api/tasks/{task_id}", TaskResource(deps))
+    app.add_route("/api/keys", KeysResource(deps))
+    app.add_route("/api/keys/{key_id}", KeyResource(deps))
+    app.add_route("/api/openapi.json", OpenAPIResource(app))
+    app.add_route("/api/docs", DocsPageResource(app))
+    return app
+
+
+def get_app() -> falcon.App:
+    """Gunicorn entry point: settings from the environment."""
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,19 @@
+"""What resources need, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from config.settings import Settings
+from models import Database
+from tasks.dispatch import TaskSender
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    db: Database
+    sender: TaskSender
+    broker: redis.Redis

@@ -1,0 +1,131 @@
+"""The one place where errors become HTTP: a code → status table and Falcon error handlers.
+
+Every error leaves as ``{"error": {"code", "message", "details", "requestId"}}``, whether it is a
+domain error, a Falcon HTTP error (unknown route, wrong method), an unreachable backing service
+(503 + ``Retry-After``) or a bug (a logged 500 without a stack trace in the body).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+import redis.exceptions
+import sqlalchemy.exc
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from api.media import dumps
+from services.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE: dict[str, int] = {
+    "VALIDATION_ERROR": 400,
+    "INVALID_QUERY": 400,
+    "INVALID_STATUS": 400,
+    "INSUFFICIENT_INVENTORY": 400,
+    "OFFER_NOT_FOUND": 400,
+    "PRICE_MISMATCH": 400,
+    "UNAUTHORIZED": 401,
+    "PAYMENT_FAILED": 402,
+    "FORBIDDEN": 403,
+    "ORDER_NOT_FOUND": 404,
+    "TASK_NOT_FOUND": 404,
+    "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,
+    "IDEMPOTENCY_KEY_IN_USE": 409,
+    "PRECONDITION_FAILED": 412,
+    "PAYLOAD_TOO_LARGE": 413,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "IDEMPOTENCY_KEY_REUSED": 422,
+    "INTERNAL_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
+}
+
+CODE_BY_FALCON_STATUS: dict[int, str] = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+RETRY_AFTER_SECONDS = 5
+
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    KombuOperationalError,
+)
+
+
+def status_for(code: str) -> int:
+    return STATUS_BY_CODE.get(code, 500)
+
+
+def envelope(req: falcon.Request, code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or [],
+            "requestId": getattr(req.context, "request_id", None),
+        }
+    }
+
+
+def write_error(
+    req: falcon.Request, resp: falcon.Response, code: str, message: str, details: list[Any] | None = None
+) -> None:
+    resp.status = status_for(code)
+    resp.content_type = falcon.MEDIA_JSON
+    resp.media = None
+    resp.data = dumps(envelope(req, code, message, details))
+    if code == "SERVICE_UNAVAILABLE":
+        resp.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+    if code == "UNAUTHORIZED":
+        resp.set_header("WWW-Authenticate", 'Bearer realm="orders"')
+
+
+def _domain_error(req: falcon.Request, resp: falcon.Response, ex: DomainError, params: dict[str, Any]) -> None:
+    write_error(req, resp, ex.code, ex.message, ex.details)
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]) -> None:
+    status = ex.status_code
+    code = CODE_BY_FALCON_STATUS.get(status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR")
+    message = ex.title or "Request failed"
+    if ex.description:
+        message = f"{message}: {ex.description}"
+    write_error(req, resp, code, message)
+    resp.status = status
+    for name, value in (ex.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
+    log.warning("backing service unavailable: %r", ex)
+    write_error(req, resp, "SERVICE_UNAVAILABLE", "A backing service is unreachable; retry later.")
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
+    if isinstance(ex, UNAVAILABLE_ERRORS):
+        _unavailable(req, resp, ex, params)
+        return
+    log.exception("unhandled error")
+    write_error(req, resp, "INTERNAL_ERROR", "An unexpected error occurred; it has been logged.")
+
+
+def install_error_handlers(app: falcon.App) -> None:
+    """Register the handlers; Falcon picks the most specific type for each exception."""
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(DomainError, _domain_error)
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_error_handler(error_type, _unavailable)

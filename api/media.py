@@ -1,0 +1,60 @@
+"""JSON in and out with exact money: numbers parse to ``Decimal`` and leave as JSON numbers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import falcon
+import msgspec
+
+from services.errors import ValidationFailed
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON with floats as ``Decimal``; NaN and Infinity are refused."""
+    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def dumps(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+class JSONHandler(falcon.media.BaseHandler):
+    """Falcon media handler built on :func:`loads` and :func:`dumps`."""
+
+    def deserialize(self, stream: Any, content_type: str | None, content_length: int | None) -> Any:
+        return loads(stream.read())
+
+    def serialize(self, media: Any, content_type: str | None) -> bytes:
+        return dumps(media)
+
+
+def parse_json_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
+    """The request body as a JSON object, or :class:`ValidationFailed` saying what is wrong."""
+    if content_type and not content_type.split(";")[0].strip().lower().endswith("json"):
+        raise ValidationFailed(
+            "The body must be JSON.", details=[{"field": "Content-Type", "message": "use application/json"}]
+        )
+    if not raw.strip():
+        raise ValidationFailed("A JSON body is required.", details=[{"field": "$", "message": "body is empty"}])
+    try:
+        data = loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(
+            "Malformed JSON.", details=[{"field": "$", "message": exc.msg, "line": exc.lineno, "column": exc.colno}]
+        ) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValidationFailed("Malformed JSON.", details=[{"field": "$", "message": str(exc)[:200]}]) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed(
+            "The body must be a JSON object.", details=[{"field": "$", "message": "expected an object"}]
+        )
+    return data

@@ -1,0 +1,1 @@
+"""Cross-cutting request handling, in the order the app installs it."""

@@ -1,0 +1,26 @@
+"""Reads each request body once, refusing bodies over the limit before parsing them."""
+
+from __future__ import annotations
+
+import falcon
+
+from services.errors import PayloadTooLarge
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.raw_body = b""
+        if req.method not in BODY_METHODS:
+            return
+        limit = self.max_bytes
+        if req.content_length is not None and req.content_length > limit:
+            raise PayloadTooLarge(details=[{"limitBytes": limit, "contentLength": req.content_length}])
+        raw = req.bounded_stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(details=[{"limitBytes": limit}])
+        req.context.raw_body = raw

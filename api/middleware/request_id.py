@@ -1,0 +1,38 @@
+"""``X-Request-Id``: echoed when the client sent a sane one, generated otherwise, and bound
+to every log line written while handling the request (and to the tasks it queues)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import falcon
+import structlog
+
+from models.ids import new_id
+
+_SAFE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
+access_log = structlog.get_logger("api.access")
+
+
+class RequestIdMiddleware:
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        given = req.get_header("X-Request-Id")
+        req.context.request_id = given if given and _SAFE.match(given) else new_id("req")
+        req.context.started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=req.context.request_id)
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
+        resp.set_header("X-Request-Id", req.context.request_id)
+        if logging.getLogger("api.access").isEnabledFor(logging.INFO):
+            access_log.info(
+                "request",
+                method=req.method,
+                path=req.path,
+                status=resp.status_code if hasattr(resp, "status_code") else resp.status,
+                ms=round((time.perf_counter() - req.context.started) * 1000, 2),
+            )
+        structlog.contextvars.clear_contextvars()

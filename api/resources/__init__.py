@@ -1,0 +1,1 @@
+"""Thin responders: parse, call one service function, render."""

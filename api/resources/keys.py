@@ -1,0 +1,38 @@
+"""``/api/keys``: admins issue and revoke API keys."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.deps import Deps
+from api.openapi import responses, spec
+from api.schemas import KeyIn, KeyOut
+from api.validation import parse_body
+from services.keys import issue_key, revoke_key
+
+
+class KeysResource:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(json=KeyIn, resp=responses(HTTP_201=KeyOut), tags=["keys"], skip_validation=True)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Issue a key; the secret is in this response only."""
+        req.context.principal.require_role("admin")
+        body = parse_body(req, KeyIn)
+        issued = issue_key(self.deps.db, body.role, body.customerId)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/api/keys/{issued.id}"
+        resp.media = {"id": issued.id, "key": issued.key, "role": issued.role, "customerId": issued.customer_id}
+
+
+class KeyResource:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(resp=responses(HTTP_204=None), tags=["keys"], skip_validation=True)
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, key_id: str) -> None:
+        """Revoke a key; it stops working at once."""
+        req.context.principal.require_role("admin")
+        revoke_key(self.deps.db, key_id)
+        resp.status = falcon.HTTP_204

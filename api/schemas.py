@@ -1,0 +1,155 @@
+"""Request and response bodies (pydantic v2): validation at the edge and the OpenAPI document.
+
+Field names are the contract's camelCase. Money fields accept JSON numbers only (strings and
+booleans are refused) and must have at most two fraction digits.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_MONEY = Decimal("9999999999.99")
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+PAYMENT_METHODS = ("credit_card", "debit_card", "bank_transfer", "paypal", "apple_pay", "google_pay")
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+MoneyIn = Annotated[Decimal, BeforeValidator(_json_number), Field(ge=0, le=MAX_MONEY, decimal_places=2)]
+Quantity = Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=10_000)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrderItemIn(Strict):
+    offerId: Identifier
+    quantity: Quantity
+    price: MoneyIn
+
+
+class CreateOrderIn(Strict):
+    customerId: Identifier
+    items: list[OrderItemIn] = Field(min_length=1, max_length=100)
+    paymentMethod: Literal[PAYMENT_METHODS]  # type: ignore[valid-type]
+    paymentGatewayId: Identifier
+
+
+class CreateOrderOut(BaseModel):
+    orderId: str
+    status: str
+    totalAmount: Decimal
+    currency: str
+    paymentUrl: str
+    createdAt: str
+    holdExpiresAt: str
+    taskId: str
+
+
+class OrderItemOut(BaseModel):
+    id: str
+    offerId: str
+    quantity: int
+    price: Decimal
+    status: str
+
+
+class HistoryOut(BaseModel):
+    fromStatus: str | None
+    toStatus: str
+    reason: str | None
+    actor: str
+    requestId: str | None
+    version: int
+    at: str
+
+
+class OrderOut(BaseModel):
+    id: str
+    customerId: str
+    status: str
+    items: list[OrderItemOut]
+    totalAmount: Decimal
+    currency: str
+    paymentStatus: str
+    createdAt: str
+    updatedAt: str
+    version: int
+    history: list[HistoryOut] | None = None
+
+
+class OfferIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    price: MoneyIn
+    stock: Annotated[int, BeforeValidator(_json_integer), Field(ge=0, le=1_000_000_000)]
+
+
+class OfferOut(BaseModel):
+    id: str
+    name: str
+    price: Decimal
+    currency: str
+    stockAvailable: int
+    stockReserved: int
+    updatedAt: str
+
+
+class Progress(BaseModel):
+    current: int
+    total: int
+    percent: float
+
+
+class TaskOut(BaseModel):
+    taskId: str
+    type: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    progress: Progress
+    result: Any = None
+    error: Any = None
+    createdAt: str
+    startedAt: str | None
+    finishedAt: str | None
+
+
+class KeyIn(Strict):
+    role: Literal["admin", "ops", "customer"]
+    customerId: Identifier | None = None
+
+
+class KeyOut(BaseModel):
+    id: str
+    key: str
+    role: str
+    customerId: str | None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any]
+    requestId: str | None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, bool] | None = None

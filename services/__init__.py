@@ -1,0 +1,1 @@
+"""Use cases. Each public function opens one transaction; none knows about HTTP or Celery."""

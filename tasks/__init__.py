@@ -1,0 +1,1 @@
+"""Celery tasks: thin, idempotent, take job ids, call services."""

@@ -1,0 +1,50 @@
+"""Publishing job messages after commit.
+
+A failed publish (broker down) is logged, not raised: the job row is already committed and
+stays ``queued``, and the relay beat job sends it again once the broker is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from celery import Celery
+
+from config.settings import Settings
+from services.jobs import JobRef
+from workers.app import create_celery_app
+
+log = logging.getLogger(__name__)
+
+
+class TaskSender:
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def send(self, ref: JobRef, *, request_id: str | None = None) -> bool:
+        """Publish one job's message; True when the broker took it."""
+        try:
+            self.app.send_task(
+                ref.task_name,
+                args=[ref.job_id],
+                task_id=ref.job_id,
+                queue=ref.queue,
+                headers={"request_id": request_id},
+                retry=False,
+            )
+            return True
+        except Exception as exc:  # kombu/redis raise several types; all mean "not sent now"
+            log.warning(
+                "job message not sent; the relay will resend it", extra={"job_id": ref.job_id, "error": repr(exc)}
+            )
+            return False
+
+    def send_all(self, refs: Iterable[JobRef], *, request_id: str | None = None) -> list[str]:
+        """Publish several; returns the ids that were sent."""
+        return [ref.job_id for ref in refs if self.send(ref, request_id=request_id)]
+
+
+def make_sender(settings: Settings) -> TaskSender:
+    """A sender on a Celery app built from ``settings`` (no connection until the first send)."""
+    return TaskSender(create_celery_app(settings))

@@ -1,0 +1,27 @@
+"""Beat jobs on the ``maintenance`` queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from celery import current_app, shared_task
+
+from services.jobs import note_resent, stale_queued_jobs
+from tasks.dispatch import TaskSender
+from workers import runtime
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(name="maintenance.relay_queued_jobs")
+def relay_queued_jobs() -> int:
+    """Send again every job still ``queued`` after the grace period (tasks are idempotent)."""
+    settings = runtime.settings()
+    db = runtime.database()
+    refs = stale_queued_jobs(db, timedelta(seconds=settings.relay_grace_seconds))
+    sent = TaskSender(current_app).send_all(refs)
+    note_resent(db, sent)
+    if refs:
+        log.info("relayed queued jobs", found=len(refs), sent=len(sent))
+    return len(sent)

@@ -1,0 +1,1 @@
+"""The Celery app: queues, routes, retry policy, beat schedule, worker process init."""

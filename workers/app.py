@@ -1,0 +1,73 @@
+"""The Celery app factory used by the worker, beat, and the API (to send messages)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from config.settings import Settings
+from workers import runtime
+from workers.queues import ALL_QUEUES, MAINTENANCE
+
+TASK_MODULES = ["tasks.checkout", "tasks.maintenance"]
+
+# Longest task time limit (exports) is an hour; a message not acked within the visibility
+# timeout is delivered again, so this must stay above every time limit.
+VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "relay-queued-jobs": {
+            "task": "maintenance.relay_queued_jobs",
+            "schedule": float(settings.relay_interval_seconds),
+            "options": {"queue": MAINTENANCE, "expires": settings.relay_interval_seconds},
+        },
+    }
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    """Build the app; creating it opens no connection (Celery connects lazily)."""
+    runtime.configure(settings)
+    app = Celery("orders", broker=settings.redis_url, include=TASK_MODULES, set_as_current=True)
+    app.conf.update(
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=ALL_QUEUES[1],
+        task_queues=None,
+        task_create_missing_queues=True,
+        task_soft_time_limit=settings.task_soft_time_limit_seconds,
+        task_time_limit=settings.task_time_limit_seconds,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=settings.broker_connect_timeout_seconds,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "socket_connect_timeout": settings.broker_connect_timeout_seconds,
+            "socket_timeout": 10,
+            "retry_on_timeout": True,
+        },
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        enable_utc=True,
+        timezone="UTC",
+        beat_scheduler="redbeat.RedBeatScheduler",
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix="orders:redbeat",
+        # The lock lives five loop intervals; a killed beat's successor takes over quickly.
+        beat_max_loop_interval=5,
+        beat_schedule=beat_schedule(settings),
+    )
+    return app
+
+
+@worker_process_init.connect
+def _on_worker_process_init(**_: Any) -> None:
+    runtime.reset_after_fork()
