@@ -103,8 +103,18 @@ def cmd_run(_: Settings, args: argparse.Namespace) -> int:
         if created:
             print(f"development admin API key: {secret}", flush=True)
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(PROJECT_ROOT / "Procfile"), "-d", str(PROJECT_ROOT),
-             "-p", env["PORT"]],
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "-f",
+                str(PROJECT_ROOT / "Procfile"),
+                "-d",
+                str(PROJECT_ROOT),
+                "-p",
+                env["PORT"],
+            ],
             env=env,
             start_new_session=True,  # Ctrl-C reaches us once; we stop honcho, which stops its children
         )

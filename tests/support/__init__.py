@@ -1,0 +1,1 @@
+"""Shared test machinery: databases, Redis, worker processes, polling."""

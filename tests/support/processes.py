@@ -1,0 +1,81 @@
+"""Real processes for tests: Celery workers and the service's own runner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from config.settings import PROJECT_ROOT, Settings
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process read the same settings."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "RELAY_INTERVAL_SECONDS": str(settings.relay_interval_seconds),
+            "RELAY_GRACE_SECONDS": str(settings.relay_grace_seconds),
+            "PAYMENT_WINDOW_SECONDS": str(settings.payment_window_seconds),
+            "PYTHONUNBUFFERED": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def start_worker(
+    settings: Settings,
+    log_path: Path,
+    *,
+    queues: str = "payments,orders,exports,maintenance",
+    concurrency: int = 2,
+    name: str = "test",
+) -> subprocess.Popen[bytes]:
+    """A real ``python -m workers worker`` process consuming ``queues``."""
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers",
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{name}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=PROJECT_ROOT,
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    """Stop a child (and its process group) and return its exit code."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+    return process.returncode
