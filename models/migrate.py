@@ -19,7 +19,7 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def upgrade(settings: Settings, revision: str = "head") -> None:
+def upgrade(settings: Settings, revision: str = "heads") -> None:
     """Bring the database at ``settings.database_url`` up to ``revision``."""
     if settings.is_sqlite:
         path = settings.database_url.split("///", 1)[-1]
