@@ -28,6 +28,7 @@ DEMO_OFFERS = [
     ("offer_123", "USB-C cable", Decimal("9.50"), 5000),
     ("offer_789", "Mechanical keyboard", Decimal("149.00"), 200),
 ]
+
 DEV_KEY_FILE = VAR_DIR / "dev-admin-key"
 
 

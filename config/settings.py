@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = PROJECT_ROOT / "var"
+# VAR_DIR (env) moves every file the service writes: SQLite database, embedded Redis, dev key.
+VAR_DIR = Path(os.environ.get("VAR_DIR") or PROJECT_ROOT / "var")
 
 DEFAULT_GATEWAYS: dict[str, dict[str, str]] = {
     "stripe_1": {"adapter": "sandbox"},

@@ -1,0 +1,157 @@
+"""The whole service as `make run` starts it (runner → honcho → gunicorn, worker, beat, and an
+embedded Redis), driven over real HTTP, then stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from config.settings import PROJECT_ROOT
+from tests.support.polling import wait_for
+from workers.embedded_redis import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+class Stack:
+    def __init__(self, process: subprocess.Popen[bytes], base: str, secret: str, log: Path) -> None:
+        self.process, self.base, self.secret, self.log = process, base, secret, log
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def _ready(base: str) -> bool:
+    try:
+        return requests.get(base + "/readyz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str):
+    var_dir = tmp_path_factory.mktemp("var")
+    port = free_port()
+    secret = "sk_e2e_" + secrets.token_hex(16)
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env.update(PORT=str(port), VAR_DIR=str(var_dir), DATABASE_URL=database_url, ADMIN_API_KEY=secret, HOST="127.0.0.1")
+    log = var_dir / "run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: process.poll() is None and _ready(base) or process.poll() is not None, timeout=90,
+                 what="the stack to become ready")
+        assert process.poll() is None, log.read_text()[-4000:]
+        yield Stack(process, base, secret, log)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def _put_offer(stack: Stack, stock: int, price: str = "99.99") -> str:
+    offer_id = "offer_" + secrets.token_hex(5)
+    put = requests.put(stack.url(f"/api/offers/{offer_id}"), json={"name": "e2e", "price": float(price), "stock": stock},
+                       headers=stack.headers, timeout=10)
+    assert put.status_code == 200, put.text
+    return offer_id
+
+
+def _order(offer_id: str) -> dict:
+    return {
+        "customerId": "cust_" + secrets.token_hex(4),
+        "items": [{"offerId": offer_id, "quantity": 1, "price": 99.99}],
+        "paymentMethod": "credit_card",
+        "paymentGatewayId": "stripe_1",
+    }
+
+
+def test_brief_order_over_http_and_checkout_task_succeeds(stack: Stack) -> None:
+    offer_id = _put_offer(stack, stock=5)
+    created = requests.post(stack.url("/api/orders"), json=_order(offer_id), headers=stack.headers, timeout=10)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["status"] == "pending_payment" and body["totalAmount"] == 99.99
+
+    def finished() -> dict | None:
+        task = requests.get(stack.url(f"/api/tasks/{body['taskId']}"), headers=stack.headers, timeout=5).json()
+        return task if task["state"] in ("succeeded", "failed") else None
+
+    task = wait_for(finished, timeout=30, what="the checkout task")
+    assert task["state"] == "succeeded", task
+    order = requests.get(stack.url(f"/api/orders/{body['orderId']}"), headers=stack.headers, timeout=5).json()
+    assert order["items"][0]["offerId"] == offer_id
+
+
+def test_fifty_concurrent_buyers_of_ten_units(stack: Stack) -> None:
+    offer_id = _put_offer(stack, stock=10)
+
+    def buy(_: int) -> tuple[int, str | None]:
+        response = requests.post(stack.url("/api/orders"), json=_order(offer_id), headers=stack.headers, timeout=30)
+        code = response.json().get("error", {}).get("code") if response.status_code != 201 else None
+        return response.status_code, code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        outcomes = Counter(pool.map(buy, range(50)))
+    assert outcomes == {(201, None): 10, (400, "INSUFFICIENT_INVENTORY"): 40}, outcomes
+    offer = requests.get(stack.url(f"/api/offers/{offer_id}"), headers=stack.headers, timeout=5).json()
+    assert (offer["stockAvailable"], offer["stockReserved"]) == (0, 10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _descendants(root: int) -> set[int]:
+    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in table.splitlines():
+        pid, ppid = map(int, line.split())
+        children.setdefault(ppid, []).append(pid)
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_ctrl_c_stops_everything(stack: Stack) -> None:
+    redis_port = int(re.search(r"redis://127\.0\.0\.1:(\d+)", stack.log.read_text()).group(1))
+    web_port = int(stack.base.rsplit(":", 1)[1])
+    assert _listening(redis_port) and _listening(web_port)
+    started = _descendants(stack.process.pid)
+    assert len(started) >= 5, started  # redis, honcho, gunicorn (+ workers), celery worker (+ pool), beat
+    stack.process.send_signal(signal.SIGINT)
+    stack.process.wait(60)
+    wait_for(lambda: not _listening(web_port) and not _listening(redis_port), timeout=10, what="ports to close")
+    wait_for(lambda: not any(_alive(pid) for pid in started), timeout=15, what="every child process to exit")
