@@ -53,13 +53,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str):
     log = var_dir / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "manage.py", "run"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: process.poll() is None and _ready(base) or process.poll() is not None, timeout=90,
-                 what="the stack to become ready")
+        wait_for(
+            lambda: process.poll() is None and _ready(base) or process.poll() is not None,
+            timeout=90,
+            what="the stack to become ready",
+        )
         assert process.poll() is None, log.read_text()[-4000:]
         yield Stack(process, base, secret, log)
     finally:
@@ -70,8 +77,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str):
 
 def _put_offer(stack: Stack, stock: int, price: str = "99.99") -> str:
     offer_id = "offer_" + secrets.token_hex(5)
-    put = requests.put(stack.url(f"/api/offers/{offer_id}"), json={"name": "e2e", "price": float(price), "stock": stock},
-                       headers=stack.headers, timeout=10)
+    put = requests.put(
+        stack.url(f"/api/offers/{offer_id}"),
+        json={"name": "e2e", "price": float(price), "stock": stock},
+        headers=stack.headers,
+        timeout=10,
+    )
     assert put.status_code == 200, put.text
     return offer_id
 

@@ -91,30 +91,66 @@ MALFORMED = [
     ('"text"', "$"),
     ("", "$"),
     ('{"customerId": "c", "items": [], "paymentMethod": "credit_card", "paymentGatewayId": "stripe_1"}', "items"),
-    ('{"items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "customerId"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 0, "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "items[0].quantity"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1.5, "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "items[0].quantity"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": "1", "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "items[0].quantity"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": "99.99"}], '
-     '"paymentMethod": "credit_card", "paymentGatewayId": "stripe_1"}', "items[0].price"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": -1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "items[0].price"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1.001}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "items[0].price"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": NaN}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "$"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "cash", '
-     '"paymentGatewayId": "stripe_1"}', "paymentMethod"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "nope"}', "paymentGatewayId"),
-    ('{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1", "extra": 1}', "extra"),
-    ('{"customerId": "c d", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
-     '"paymentGatewayId": "stripe_1"}', "customerId"),
+    (
+        '{"items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "customerId",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 0, "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "items[0].quantity",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1.5, "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "items[0].quantity",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": "1", "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "items[0].quantity",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": "99.99"}], '
+        '"paymentMethod": "credit_card", "paymentGatewayId": "stripe_1"}',
+        "items[0].price",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": -1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "items[0].price",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1.001}], '
+        '"paymentMethod": "credit_card", "paymentGatewayId": "stripe_1"}',
+        "items[0].price",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": NaN}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "$",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "cash", '
+        '"paymentGatewayId": "stripe_1"}',
+        "paymentMethod",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "nope"}',
+        "paymentGatewayId",
+    ),
+    (
+        '{"customerId": "c", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1", "extra": 1}',
+        "extra",
+    ),
+    (
+        '{"customerId": "c d", "items": [{"offerId": "o", "quantity": 1, "price": 1}], "paymentMethod": "credit_card", '
+        '"paymentGatewayId": "stripe_1"}',
+        "customerId",
+    ),
     ('{"customerId": "c", "items": "o", "paymentMethod": "credit_card", "paymentGatewayId": "stripe_1"}', "items"),
 ]
 
@@ -138,7 +174,9 @@ def test_wrong_content_type_is_refused(client, admin_headers):
 
 def test_oversize_body_is_413(client, admin_headers, settings):
     raw = b'{"customerId": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
-    result = client.simulate_post("/api/orders", body=raw, headers={**admin_headers, "Content-Type": "application/json"})
+    result = client.simulate_post(
+        "/api/orders", body=raw, headers={**admin_headers, "Content-Type": "application/json"}
+    )
     assert result.status_code == 413 and error_code(result) == "PAYLOAD_TOO_LARGE"
 
 
@@ -185,7 +223,9 @@ def test_unreachable_redis_fails_readiness_but_orders_are_still_accepted(setting
     ready = client.simulate_get("/readyz")
     assert ready.status_code == 503 and ready.json["checks"] == {"database": True, "broker": False}
     assert ready.headers["retry-after"]
-    created = client.simulate_post("/api/orders", json=brief_order(make_offer(), unique_customer()), headers=admin_headers)
+    created = client.simulate_post(
+        "/api/orders", json=brief_order(make_offer(), unique_customer()), headers=admin_headers
+    )
     # The order and its job are committed; the relay sends the job once the broker is back.
     assert created.status_code == 201
     task = client.simulate_get(f"/api/tasks/{created.json['taskId']}", headers=admin_headers).json
@@ -224,17 +264,28 @@ def test_cors_preflight_and_exposed_headers(client, admin_headers):
 
 def test_offers_upsert_and_read(client, admin_headers, make_key):
     offer_id = "offer_" + unique_customer()
-    put = client.simulate_put(f"/api/offers/{offer_id}", json={"name": "Lamp", "price": 10.5, "stock": 7}, headers=admin_headers)
+    put = client.simulate_put(
+        f"/api/offers/{offer_id}", json={"name": "Lamp", "price": 10.5, "stock": 7}, headers=admin_headers
+    )
     assert put.status_code == 200
     assert put.json | {"updatedAt": None} == {
-        "id": offer_id, "name": "Lamp", "price": 10.5, "currency": "USD", "stockAvailable": 7, "stockReserved": 0,
+        "id": offer_id,
+        "name": "Lamp",
+        "price": 10.5,
+        "currency": "USD",
+        "stockAvailable": 7,
+        "stockReserved": 0,
         "updatedAt": None,
     }
     customer_key = make_key("customer", unique_customer())
     assert client.simulate_get(f"/api/offers/{offer_id}", headers=auth(customer_key)).json["stockAvailable"] == 7
-    denied = client.simulate_put(f"/api/offers/{offer_id}", json={"name": "x", "price": 1, "stock": 1}, headers=auth(customer_key))
+    denied = client.simulate_put(
+        f"/api/offers/{offer_id}", json={"name": "x", "price": 1, "stock": 1}, headers=auth(customer_key)
+    )
     assert denied.status_code == 403 and error_code(denied) == "FORBIDDEN"
-    bad = client.simulate_put(f"/api/offers/{offer_id}", json={"name": "x", "price": 1, "stock": -1}, headers=admin_headers)
+    bad = client.simulate_put(
+        f"/api/offers/{offer_id}", json={"name": "x", "price": 1, "stock": -1}, headers=admin_headers
+    )
     assert bad.status_code == 400 and bad.json["error"]["details"][0]["field"] == "stock"
 
 
@@ -266,7 +317,13 @@ def test_health_readiness_and_docs(client):
     assert ready.status_code == 200 and ready.json["checks"] == {"database": True, "broker": True}
     doc = client.simulate_get("/api/openapi.json").json
     assert doc["openapi"].startswith("3.1")
-    for path in ("/api/orders", "/api/orders/{order_id}", "/api/tasks/{task_id}", "/api/offers/{offer_id}", "/api/keys"):
+    for path in (
+        "/api/orders",
+        "/api/orders/{order_id}",
+        "/api/tasks/{task_id}",
+        "/api/offers/{offer_id}",
+        "/api/keys",
+    ):
         assert path in doc["paths"], path
     assert "CreateOrderIn" in json.dumps(doc)
     page = client.simulate_get("/api/docs")

@@ -42,7 +42,9 @@ def test_field_paths_read_like_the_request():
 
 
 def test_settings_from_env_and_defaults():
-    settings = Settings.from_env({"DATABASE_URL": "sqlite:///x.db", "REDIS_URL": "redis://h:1/2", "CORS_ORIGINS": "a,b"})
+    settings = Settings.from_env(
+        {"DATABASE_URL": "sqlite:///x.db", "REDIS_URL": "redis://h:1/2", "CORS_ORIGINS": "a,b"}
+    )
     assert settings.database_url == "sqlite:///x.db" and settings.redis_url == "redis://h:1/2"
     assert settings.cors_origins == ("a", "b")
     assert set(Settings.from_env({}).gateways) == {"stripe_1", "sandbox"}
