@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -83,6 +84,12 @@ def cmd_run(_: Settings, args: argparse.Namespace) -> int:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")
     env["PYTHONUNBUFFERED"] = "1"
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # One metrics directory for every process on this host; /metrics aggregates it.
+        metrics_dir = VAR_DIR / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     redis_server = None
     children: list[subprocess.Popen[bytes]] = []
     try:

@@ -12,10 +12,12 @@ from api.middleware.auth import AuthMiddleware
 from api.middleware.body import BodyLimitMiddleware
 from api.middleware.cors import CORSMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
+from api.middleware.metrics import MetricsMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.health import HealthResource, ReadyResource
 from api.resources.keys import KeyResource, KeysResource
+from api.resources.metrics import MetricsResource
 from api.resources.offers import OfferResource
 from api.resources.orders import OrderResource, OrdersResource
 from api.resources.tasks import TaskResource
@@ -42,6 +44,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app = falcon.App(
         middleware=[
             RequestIdMiddleware(),
+            MetricsMiddleware(),
             CORSMiddleware(settings.cors_origins),
             BodyLimitMiddleware(settings.max_body_bytes),
             AuthMiddleware(deps.db),
@@ -56,6 +59,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
 
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(deps))
+    app.add_route("/metrics", MetricsResource(deps))
     app.add_route("/api/orders", OrdersResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))

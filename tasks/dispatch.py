@@ -14,8 +14,11 @@ from celery import Celery
 from config.settings import Settings
 from services.jobs import JobRef
 from workers.app import create_celery_app
+from workers.queues import ALL_QUEUES as QUEUES
 
 log = logging.getLogger(__name__)
+
+__all__ = ["QUEUES", "TaskSender", "make_sender"]
 
 
 class TaskSender:

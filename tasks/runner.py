@@ -8,13 +8,16 @@ fails rather than staying ``running`` forever.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
+from config.metrics import TASK_DURATION, TASKS
 from models import Database
 from services.errors import DomainError, TransientError
 from services.jobs import claim_job, finish_job
@@ -26,14 +29,33 @@ JobHandler = Callable[[Database, dict[str, Any]], Any]
 TRANSIENT = (TransientError, OperationalError)
 
 
+@dataclass
+class Outcome:
+    """What a run ended as, for the task metrics (filled in as the run goes)."""
+
+    job_type: str = "unknown"
+    result: str = "skipped"
+
+
 def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
+    """Run ``handler`` for the job and count the outcome by job type, with its duration."""
+    started = time.perf_counter()
+    outcome = Outcome()
+    try:
+        _run(task, job_id, handler, outcome)
+    finally:
+        TASKS.labels(outcome.job_type, outcome.result).inc()
+        TASK_DURATION.labels(outcome.job_type).observe(time.perf_counter() - started)
+
+
+def _run(task: Task, job_id: str, handler: JobHandler, outcome: Outcome) -> None:
     db = runtime.database()
     claimed = claim_job(db, job_id)
     if claimed is None:
         log.warning("job not found; message dropped", job_id=job_id)
         return
+    outcome.job_type = claimed.type
     structlog.contextvars.bind_contextvars(request_id=claimed.request_id, task_id=job_id, job_type=claimed.type)
-    # (the request id also arrives as a message header; the job row is the durable copy)
     try:
         if claimed.state != "running":
             log.info("job already finished; redelivery ignored", state=claimed.state)
@@ -43,23 +65,27 @@ def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
             result = handler(db, claimed.args)
         except DomainError as exc:
             finish_job(db, job_id, error=exc.as_dict())
+            outcome.result = "failed"
             log.info("job failed", code=exc.code)
             return
         except TRANSIENT as exc:
             if task.request.retries < (task.max_retries or 0):
+                outcome.result = "retried"
                 log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
                 raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
             finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
+            outcome.result = "failed"
             log.error("transient failure; retries exhausted", error=repr(exc))
             return
         except Exception as exc:
             logging.getLogger(__name__).exception("job crashed")
-            finish_job(
-                db, job_id, error={"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
-            )
+            error = {"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
+            finish_job(db, job_id, error=error)
+            outcome.result = "crashed"
             log.error("job crashed", error=repr(exc))
             return
         finish_job(db, job_id, result=result)
+        outcome.result = "succeeded"
         log.info("job succeeded")
     finally:
         structlog.contextvars.unbind_contextvars("job_type")

@@ -12,6 +12,7 @@ from api.render import etag, order_body
 from api.schemas import CreateOrderIn, CreateOrderOut, OrderOut
 from api.timefmt import iso
 from api.validation import parse_body
+from config.metrics import ORDERS_CREATED
 from services.orders import (
     ItemRequest,
     PlacementPolicy,
@@ -43,6 +44,7 @@ class OrdersResource:
         placed = place_order(
             self.deps.db, req.context.principal, command, self.policy, request_id=req.context.request_id
         )
+        ORDERS_CREATED.inc()
         self.deps.sender.send(placed.checkout_job, request_id=req.context.request_id)
         order = placed.order
         resp.status = falcon.HTTP_201

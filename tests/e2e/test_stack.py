@@ -128,6 +128,26 @@ def test_fifty_concurrent_buyers_of_ten_units(stack: Stack) -> None:
     assert (offer["stockAvailable"], offer["stockReserved"]) == (0, 10)
 
 
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{key}="{value}"' in line for key, value in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_aggregate_web_and_worker_processes(stack: Stack) -> None:
+    text = requests.get(stack.url("/metrics"), timeout=5).text
+    assert _metric(text, "orders_created_total") >= 11  # one order above, ten of the fifty buyers
+    assert _metric(text, "orders_http_requests_total", route="/api/orders", status="201") >= 11
+    assert _metric(text, "orders_http_requests_total", route="/api/orders", status="400") >= 40
+    assert _metric(text, "orders_tasks_total", task="checkout", outcome="succeeded") >= 1  # counted in the worker
+    assert _metric(text, "orders_task_duration_seconds_count", task="checkout") >= 1
+    for queue in ("payments", "orders", "exports", "maintenance"):
+        assert f'orders_queue_depth{{queue="{queue}"}}' in text
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
