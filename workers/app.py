@@ -48,6 +48,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_soft_time_limit=settings.task_soft_time_limit_seconds,
         task_time_limit=settings.task_time_limit_seconds,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits out a Redis outage instead of exiting
         broker_connection_timeout=settings.broker_connect_timeout_seconds,
         broker_transport_options={
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
@@ -62,8 +63,8 @@ def create_celery_app(settings: Settings) -> Celery:
         beat_scheduler="redbeat.RedBeatScheduler",
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix="orders:redbeat",
-        # The lock lives five loop intervals; a killed beat's successor takes over quickly.
         beat_max_loop_interval=5,
+        redbeat_lock_timeout=settings.beat_lock_timeout_seconds,
         beat_schedule=beat_schedule(settings),
     )
     return app

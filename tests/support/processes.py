@@ -21,6 +21,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "RELAY_INTERVAL_SECONDS": str(settings.relay_interval_seconds),
             "RELAY_GRACE_SECONDS": str(settings.relay_grace_seconds),
             "PAYMENT_WINDOW_SECONDS": str(settings.payment_window_seconds),
+            "BEAT_LOCK_TIMEOUT_SECONDS": str(settings.beat_lock_timeout_seconds),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
@@ -79,3 +80,16 @@ def stop_process(process: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM,
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout)
     return process.returncode
+
+
+def start_beat(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """A real ``python -m workers beat`` process (RedBeat scheduler, lock in Redis)."""
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "workers", "beat", "--loglevel", "DEBUG"],
+        cwd=PROJECT_ROOT,
+        env=settings_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
