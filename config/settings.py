@@ -59,6 +59,7 @@ class Settings:
     # A beat holding the RedBeat lock renews it every loop (<= 5 s); a dead beat's lock expires
     # after this long and a waiting beat on another host takes over.
     beat_lock_timeout_seconds: int = 25
+    housekeeping_interval_seconds: int = 3600
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -83,6 +84,9 @@ class Settings:
             db_pool_size=_env_int(env, "DB_POOL_SIZE", base.db_pool_size),
             relay_interval_seconds=_env_int(env, "RELAY_INTERVAL_SECONDS", base.relay_interval_seconds),
             relay_grace_seconds=_env_int(env, "RELAY_GRACE_SECONDS", base.relay_grace_seconds),
+            housekeeping_interval_seconds=_env_int(
+                env, "HOUSEKEEPING_INTERVAL_SECONDS", base.housekeeping_interval_seconds
+            ),
             beat_lock_timeout_seconds=_env_int(env, "BEAT_LOCK_TIMEOUT_SECONDS", base.beat_lock_timeout_seconds),
             log_level=env.get("LOG_LEVEL", base.log_level).upper(),
             log_json=env.get("LOG_FORMAT", "json") != "console",

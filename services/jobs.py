@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Job
@@ -135,8 +135,13 @@ def claim_job(db: Database, job_id: str) -> ClaimedJob | None:
         return ClaimedJob(job.id, job.type, dict(job.args), job.request_id, job.state, job.attempts)
 
 
+# How long a finished job stays pollable before housekeeping deletes it (unless set earlier).
+JOB_RETENTION = timedelta(days=7)
+
+
 def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
     """Record the outcome once; a second finish of the same job is ignored."""
+    now = utcnow()
     with db.transaction() as session:
         session.execute(
             update(Job)
@@ -145,7 +150,8 @@ def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str
                 state=FAILED if error is not None else SUCCEEDED,
                 result=result,
                 error=error,
-                finished_at=utcnow(),
+                finished_at=now,
+                expires_at=func.coalesce(Job.expires_at, now + JOB_RETENTION),
             )
         )
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import structlog
 from celery import current_app, shared_task
 
+from services.housekeeping import purge_expired
 from services.jobs import note_resent, stale_queued_jobs
 from tasks.dispatch import TaskSender
 from workers import runtime
@@ -25,3 +26,15 @@ def relay_queued_jobs() -> int:
     if refs:
         log.info("relayed queued jobs", found=len(refs), sent=len(sent))
     return len(sent)
+
+
+@shared_task(name="maintenance.housekeeping")
+def housekeeping() -> dict[str, int]:
+    """Delete expired idempotency records and finished jobs past retention.
+
+    There are no Celery results to clean: tasks run with ``ignore_result`` and the jobs table is
+    the result store.
+    """
+    purged = purge_expired(runtime.database())
+    log.info("housekeeping", idempotency_records=purged.idempotency_records, jobs=purged.jobs)
+    return {"idempotencyRecords": purged.idempotency_records, "jobs": purged.jobs}

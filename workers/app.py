@@ -26,6 +26,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": float(settings.relay_interval_seconds),
             "options": {"queue": MAINTENANCE, "expires": settings.relay_interval_seconds},
         },
+        "housekeeping": {
+            "task": "maintenance.housekeeping",
+            "schedule": float(settings.housekeeping_interval_seconds),
+            "options": {"queue": MAINTENANCE, "expires": settings.housekeeping_interval_seconds},
+        },
     }
 
 

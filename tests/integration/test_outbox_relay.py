@@ -19,7 +19,9 @@ def test_order_created_while_redis_is_down_is_processed_after_it_returns(setting
     try:
         redis_server.stop()
         client = testing.TestClient(create_app(own, build_deps(own)))
-        created = client.simulate_post("/api/orders", json=brief_order(make_offer(), unique_customer()), headers=admin_headers)
+        created = client.simulate_post(
+            "/api/orders", json=brief_order(make_offer(), unique_customer()), headers=admin_headers
+        )
         assert created.status_code == 201, created.text
         assert client.simulate_get("/readyz").status_code == 503
 
