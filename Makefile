@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: install migrate run test test-sqlite test-pg lint clean
+SUITE := tests/unit tests/integration tests/e2e
+
+.PHONY: install migrate run test test-sqlite test-pg test-reliability lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,13 +28,18 @@ run: install
 
 # The suite on the database DATABASE_URL names (a fresh SQLite file when unset).
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(SUITE) $(PYTEST_ARGS)
 
 test-sqlite: install
-	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL $(BIN)/python -m pytest $(SUITE) $(PYTEST_ARGS)
 
 test-pg: install
-	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest $(SUITE) $(PYTEST_ARGS)
+
+# Faults and load with real processes (worker kills, Redis restart, database outage, stock race).
+# On PostgreSQL unless DATABASE_URL says otherwise: the outage scenario needs a database server.
+test-reliability: install
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -93,3 +93,21 @@ def start_beat(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def start_web(
+    settings: Settings, port: int, log_path: Path, *, workers: int = 2, threads: int = 8, **extra_env: str
+) -> subprocess.Popen[bytes]:
+    """The API under gunicorn, as the Procfile's ``web`` line runs it."""
+    log = log_path.open("ab")
+    env = settings_env(
+        settings, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY=str(workers), WEB_THREADS=str(threads), **extra_env
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn", "api.app:get_app()"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
