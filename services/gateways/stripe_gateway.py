@@ -7,6 +7,7 @@ idempotency key, so Stripe answers a repeated request with the first one's resul
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,13 +34,21 @@ def _translate(exc: stripe.StripeError) -> Exception:
         error = exc.error
         intent = getattr(error, "payment_intent", None) if error is not None else None
         reason = (getattr(error, "decline_code", None) or exc.code or "card_declined") if error else "card_declined"
-        return GatewayDeclined(str(reason), exc.user_message or str(exc), intent.get("id") if intent else None)
+        return GatewayDeclined(
+            str(reason), exc.user_message or str(exc), getattr(intent, "id", None) if intent else None
+        )
     if isinstance(exc, stripe.APIConnectionError):
         # The request may have reached Stripe: the outcome is unknown.
         return GatewayTimeout(str(exc))
     if isinstance(exc, stripe.RateLimitError) or (exc.http_status or 0) >= 500:
         return GatewayUnavailable(str(exc))
     return GatewayDeclined(exc.code or "invalid_request", exc.user_message or str(exc))
+
+
+def _session_expiry(expires_at: datetime) -> int:
+    """Stripe accepts 30 minutes to 24 hours ahead; the hold window is kept inside that range."""
+    now = time.time()
+    return int(min(max(expires_at.timestamp(), now + 31 * 60), now + 24 * 3600 - 60))
 
 
 class StripeGateway:
@@ -107,7 +116,7 @@ class StripeGateway:
         if status == "processing":
             raise GatewayTimeout(f"payment intent {intent.id} is still processing")
         error = getattr(intent, "last_payment_error", None)
-        reason = (error.get("decline_code") or error.get("code")) if error else status
+        reason = (getattr(error, "decline_code", None) or getattr(error, "code", None)) if error else status
         raise GatewayDeclined(str(reason), transaction_id=intent.id)
 
     def capture(self, transaction_id: str, *, amount: Decimal, idempotency_key: str) -> ChargeResult:
@@ -162,7 +171,7 @@ class StripeGateway:
                 "payment_intent_data": {"metadata": {"orderId": order_id}},
                 "success_url": success_url,
                 "cancel_url": cancel_url,
-                "expires_at": int(expires_at.timestamp()),
+                "expires_at": _session_expiry(expires_at),
             },
             options={"idempotency_key": idempotency_key},
         )
@@ -170,7 +179,7 @@ class StripeGateway:
 
     def retrieve_checkout_session(self, session_id: str) -> CheckoutState:
         session = self._call(self.client.v1.checkout.sessions.retrieve, session_id)
-        metadata = session.metadata or {}
+        metadata = session.metadata.to_dict() if session.metadata else {}
         return CheckoutState(
             id=session.id,
             paid=session.payment_status == "paid",
