@@ -106,7 +106,10 @@ def test_a_redelivered_event_is_applied_once(client, admin_headers, make_offer, 
     assert order_row(deps.db, order["orderId"]).version == version
     stock = client.simulate_get(f"/api/offers/{offer}", headers=admin_headers).json
     assert (stock["stockAvailable"], stock["stockReserved"]) == (1, 0)  # committed once, not twice
-    [checkout] = payments_of(deps.db, order["orderId"], checkout=True)[-1:]
+    session_id = event["data"]["object"]["id"]
+    [checkout] = [
+        p for p in payments_of(deps.db, order["orderId"], checkout=True) if p.checkout_session_id == session_id
+    ]
     assert checkout.state == "succeeded"
 
 
