@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 SUITE := tests/unit tests/integration tests/e2e
 
-.PHONY: install migrate run test test-sqlite test-pg test-reliability lint clean
+.PHONY: install browser migrate run test test-sqlite test-pg test-reliability lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# Headless Chromium for the browser tests (skipped with a message where it cannot be installed).
+browser:
+	-bash scripts/install-test-browser.sh
+
 migrate: install
 	$(BIN)/python manage.py migrate
 
@@ -27,13 +31,13 @@ run: install
 	$(BIN)/python manage.py run
 
 # The suite on the database DATABASE_URL names (a fresh SQLite file when unset).
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(SUITE) $(PYTEST_ARGS)
 
-test-sqlite: install
+test-sqlite: install browser
 	env -u DATABASE_URL $(BIN)/python -m pytest $(SUITE) $(PYTEST_ARGS)
 
-test-pg: install
+test-pg: install browser
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest $(SUITE) $(PYTEST_ARGS)
 
 # Faults and load with real processes (worker kills, Redis restart, database outage, stock race).

@@ -16,6 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # VAR_DIR (env) moves every file the service writes: SQLite database, embedded Redis, dev key.
 VAR_DIR = Path(os.environ.get("VAR_DIR") or PROJECT_ROOT / "var")
 
+# Gateway id -> adapter and its credentials. ``adapter`` is ``sandbox`` or ``stripe``; a stripe entry
+# takes ``api_key``, ``webhook_secret`` and optionally ``api_base`` (a stand-in server in tests).
+# A gateway without ``webhook_secret`` signs with one derived from ``SECRET_KEY`` and its id.
 DEFAULT_GATEWAYS: dict[str, dict[str, str]] = {
     "stripe_1": {"adapter": "sandbox"},
     "sandbox": {"adapter": "sandbox"},
@@ -60,6 +63,16 @@ class Settings:
     # after this long and a waiting beat on another host takes over.
     beat_lock_timeout_seconds: int = 25
     housekeeping_interval_seconds: int = 3600
+    # Where browsers and gateways reach this service (hosted checkout pages, return and webhook URLs).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # A message not acked within this many seconds is delivered again (see workers/app.py).
+    broker_visibility_timeout_seconds: int = 2 * 3600
+    # The sandbox gateway sleeps this long inside every charge call (tests kill a worker there).
+    sandbox_pause_seconds: float = 0.0
+    # Signed webhooks older than this are refused (Stripe's default tolerance).
+    webhook_tolerance_seconds: int = 300
+    # A charge left pending (outcome unknown) is asked about again after this long.
+    reconcile_after_seconds: int = 300
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -88,6 +101,13 @@ class Settings:
                 env, "HOUSEKEEPING_INTERVAL_SECONDS", base.housekeeping_interval_seconds
             ),
             beat_lock_timeout_seconds=_env_int(env, "BEAT_LOCK_TIMEOUT_SECONDS", base.beat_lock_timeout_seconds),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or base.public_base_url).rstrip("/"),
+            broker_visibility_timeout_seconds=_env_int(
+                env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", base.broker_visibility_timeout_seconds
+            ),
+            sandbox_pause_seconds=float(env.get("SANDBOX_PAUSE_SECONDS") or base.sandbox_pause_seconds),
+            webhook_tolerance_seconds=_env_int(env, "WEBHOOK_TOLERANCE_SECONDS", base.webhook_tolerance_seconds),
+            reconcile_after_seconds=_env_int(env, "RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds),
             log_level=env.get("LOG_LEVEL", base.log_level).upper(),
             log_json=env.get("LOG_FORMAT", "json") != "console",
         )

@@ -29,3 +29,13 @@ ITEM_TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 # Payment status of an order, as clients read it beside the order status.
 PAYMENT_UNPAID = "unpaid"
+PAYMENT_PENDING = "pending"  # a charge whose outcome is not known yet (left for reconciliation)
+PAYMENT_AUTHORIZED = "authorized"
+PAYMENT_COMPLETED = "completed"
+PAYMENT_FAILED = "failed"
+PAYMENT_VOIDED = "voided"
+PAYMENT_PARTIALLY_REFUNDED = "partially_refunded"
+PAYMENT_REFUNDED = "refunded"
+
+# Payment statuses in which captured money is held for the order (what a refund can give back).
+PAYMENT_CAPTURED_STATUSES: tuple[str, ...] = (PAYMENT_COMPLETED, PAYMENT_PARTIALLY_REFUNDED)

@@ -23,10 +23,29 @@ def test_every_operation_conforms_to_the_document(settings, admin, tmp_path):
         wait_ready(base)
         st = Path(sys.executable).parent / "st"
         run = subprocess.run(
-            [str(st), "run", f"{base}/api/openapi.json", "--header", f"Authorization: Bearer {admin.key}",
-             "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", "1", "--workers", "2",
-             "--request-timeout", "10", "--max-time", "240", "--no-color" if False else "--warnings=off"],
-            capture_output=True, text=True, timeout=300,
+            [
+                str(st),
+                "run",
+                f"{base}/api/openapi.json",
+                "--header",
+                f"Authorization: Bearer {admin.key}",
+                "--checks",
+                "all",
+                "--max-examples",
+                str(MAX_EXAMPLES),
+                "--seed",
+                "1",
+                "--workers",
+                "2",
+                "--request-timeout",
+                "10",
+                "--max-time",
+                "240",
+                "--no-color" if False else "--warnings=off",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         stop_process(web)

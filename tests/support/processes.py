@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,13 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "RELAY_GRACE_SECONDS": str(settings.relay_grace_seconds),
             "PAYMENT_WINDOW_SECONDS": str(settings.payment_window_seconds),
             "BEAT_LOCK_TIMEOUT_SECONDS": str(settings.beat_lock_timeout_seconds),
+            "PUBLIC_BASE_URL": settings.public_base_url,
+            "GATEWAYS_JSON": json.dumps(settings.gateways),
+            "SECRET_KEY": settings.secret_key,
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS": str(settings.broker_visibility_timeout_seconds),
+            "SANDBOX_PAUSE_SECONDS": str(settings.sandbox_pause_seconds),
+            "WEBHOOK_TOLERANCE_SECONDS": str(settings.webhook_tolerance_seconds),
+            "RECONCILE_AFTER_SECONDS": str(settings.reconcile_after_seconds),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
@@ -37,6 +45,7 @@ def start_worker(
     queues: str = "payments,orders,exports,maintenance",
     concurrency: int = 2,
     name: str = "test",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A real ``python -m workers worker`` process consuming ``queues``."""
     log = log_path.open("ab")
@@ -60,7 +69,7 @@ def start_worker(
             "--without-mingle",
         ],
         cwd=PROJECT_ROOT,
-        env=settings_env(settings),
+        env=settings_env(settings, **(env or {})),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
