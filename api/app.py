@@ -14,6 +14,7 @@ from api.middleware.cors import CORSMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
+from api.resources.exports import ExportFileResource, OrderExportResource
 from api.resources.health import HealthResource, ReadyResource
 from api.resources.keys import KeyResource, KeysResource
 from api.resources.offers import OfferResource
@@ -57,7 +58,9 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(deps))
     app.add_route("/api/orders", OrdersResource(deps))
+    app.add_route("/api/orders/export", OrderExportResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
+    app.add_route("/api/exports/{export_id}/file", ExportFileResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
     app.add_route("/api/keys", KeysResource(deps))

@@ -3,9 +3,21 @@
 from models.api_keys import ApiKey
 from models.base import Base
 from models.db import Database
+from models.exports import Export
 from models.idempotency import IdempotencyRecord
 from models.jobs import Job
 from models.offers import Offer
 from models.orders import Order, OrderItem, StatusHistory
 
-__all__ = ["ApiKey", "Base", "Database", "IdempotencyRecord", "Job", "Offer", "Order", "OrderItem", "StatusHistory"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Database",
+    "Export",
+    "IdempotencyRecord",
+    "Job",
+    "Offer",
+    "Order",
+    "OrderItem",
+    "StatusHistory",
+]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -17,16 +19,31 @@ from sqlalchemy.exc import OperationalError
 
 from models import Database
 from services.errors import DomainError, TransientError
-from services.jobs import claim_job, finish_job
+from services.jobs import claim_job, finish_job, set_progress
 from workers import runtime
 
 log = structlog.get_logger(__name__)
 
-JobHandler = Callable[[Database, dict[str, Any]], Any]
 TRANSIENT = (TransientError, OperationalError)
 
 
-def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
+@dataclass(frozen=True)
+class JobContext:
+    """What a long-running handler may need beyond its args: who it is, which attempt this is
+    (a redelivered message starts a new one), and a way to report progress (unthrottled: the
+    handler throttles, e.g. with ``services.jobs.ProgressReporter``)."""
+
+    job_id: str
+    attempt: int
+    report_progress: Callable[[int, int], None]
+
+
+JobHandler = Callable[[Database, dict[str, Any]], Any]
+ContextJobHandler = Callable[[Database, dict[str, Any], JobContext], Any]
+
+
+def run_job(task: Task, job_id: str, handler: JobHandler | ContextJobHandler, *, with_context: bool = False) -> None:
+    """Run ``handler(db, args)`` (or ``handler(db, args, context)`` when ``with_context``)."""
     db = runtime.database()
     claimed = claim_job(db, job_id)
     if claimed is None:
@@ -40,7 +57,11 @@ def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
             return
         log.info("job started", attempt=claimed.attempts)
         try:
-            result = handler(db, claimed.args)
+            if with_context:
+                context = JobContext(job_id, claimed.attempts, partial(set_progress, db, job_id))
+                result = handler(db, claimed.args, context)  # type: ignore[call-arg]
+            else:
+                result = handler(db, claimed.args)  # type: ignore[call-arg]
         except DomainError as exc:
             finish_job(db, job_id, error=exc.as_dict())
             log.info("job failed", code=exc.code)

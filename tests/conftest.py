@@ -44,7 +44,7 @@ def database_url(run_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+def settings(database_url: str, redis_url: str, run_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -52,6 +52,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
         relay_interval_seconds=2,
         relay_grace_seconds=3,
         log_json=True,
+        export_dir=run_dir / "exports",
     )
 
 

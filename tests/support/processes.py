@@ -21,6 +21,11 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "RELAY_INTERVAL_SECONDS": str(settings.relay_interval_seconds),
             "RELAY_GRACE_SECONDS": str(settings.relay_grace_seconds),
             "PAYMENT_WINDOW_SECONDS": str(settings.payment_window_seconds),
+            "SECRET_KEY": settings.secret_key,
+            "EXPORT_DIR": str(settings.export_dir),
+            "EXPORT_TTL_SECONDS": str(settings.export_ttl_seconds),
+            "EXPORT_XLSX_SHEET_ROWS": str(settings.export_xlsx_sheet_rows),
+            "EXPORT_PROGRESS_ROWS": str(settings.export_progress_rows),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
