@@ -194,11 +194,12 @@ def build_export(
                     select(*(column.column for column in columns)).where(where).order_by(*order),
                     execution_options={"stream_results": True, "yield_per": policy.fetch_rows},
                 )
-                next_check = PROGRESS_CHECK_EVERY
+                check_every = max(1, min(PROGRESS_CHECK_EVERY, policy.progress_rows))
+                next_check = check_every
                 for row in rows:
                     writer.write(row)
                     if writer.rows >= next_check:
-                        next_check += PROGRESS_CHECK_EVERY
+                        next_check += check_every
                         reporter.update(writer.rows, total)
             finally:
                 writer.close()
