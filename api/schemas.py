@@ -234,3 +234,10 @@ class ExportIn(Strict):
 class TaskAcceptedOut(BaseModel):
     taskId: str
     statusUrl: str
+
+
+class ExportLinkQuery(BaseModel):
+    """The signed link's query string (``downloadUrl`` of a finished export task)."""
+
+    expires: int = Field(description="Unix seconds after which the link answers 410")
+    signature: str = Field(description="hex HMAC-SHA256 over the export id and expires")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def worker_log(run_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def worker(settings: Settings, worker_log: Path) -> Iterator[None]:
+def worker(settings: Settings, worker_log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker process on every queue; ready once it answers a control ping."""
     process = start_worker(settings, worker_log)
     control = create_celery_app(settings)
@@ -89,7 +90,7 @@ def worker(settings: Settings, worker_log: Path) -> Iterator[None]:
         return bool(control.control.ping(timeout=0.5))
 
     wait_for(answered, timeout=60, what="the worker to answer a ping")
-    yield
+    yield process
     stop_process(process)
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import falcon
+from spectree import Response
 
 from api.deps import Deps
 from api.openapi import responses, spec
-from api.schemas import ExportIn, TaskAcceptedOut
+from api.schemas import ErrorOut, ExportIn, ExportLinkQuery, TaskAcceptedOut
 from api.validation import parse_body
 from services.exports import ExportFile, ExportPolicy, ExportRequest, open_export, request_export
 
@@ -111,6 +112,15 @@ class ExportFileResource:
         resp.set_header("X-Content-Type-Options", "nosniff")
         return found
 
+    @spec.validate(
+        query=ExportLinkQuery,
+        resp=Response(
+            "HTTP_200", "HTTP_206", HTTP_403=ErrorOut, HTTP_404=ErrorOut, HTTP_410=ErrorOut, HTTP_416=ErrorOut
+        ),
+        tags=["exports"],
+        security={},
+        skip_validation=True,
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> None:
         """The export's file (signed link; no API key). Honours ``Range`` and ``If-Range``."""
         found = self._open(req, resp, export_id)

@@ -28,6 +28,7 @@ from models.ids import new_id
 from services.exports import ExportPolicy, build_export, signing
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import error_code, wait_task
+from tests.support.polling import wait_for
 from tests.unit.test_export_units import INJECTIONS, expected_text, ooxml_unescape
 
 ALL = [
@@ -469,3 +470,48 @@ def test_export_ids_and_paths_never_escape_the_directory(client, settings):
     sneaky = "..%2F..%2Fetc%2Fpasswd"
     result = client.simulate_get(signing.download_path(settings.secret_key, sneaky, future))
     assert result.status_code == 404
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (the worker's prefork pool)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_worker_killed_mid_export_is_redelivered_and_starts_over(client, admin_headers, worker, deps, settings):
+    customer = unique_customer()
+    orders = make_orders(customer, 20_000, text_fields=False)
+    with deps.db.transaction() as session:
+        session.add_all(orders)
+    body = {"format": "xlsx", "filters": {"customerId": customer}, "columns": ["id", "totalAmount", "createdAt"]}
+    task_id = client.simulate_post("/api/orders/export", json=body, headers=admin_headers).json["taskId"]
+
+    def running_with_progress() -> bool:
+        task = client.simulate_get(f"/api/tasks/{task_id}", headers=admin_headers).json
+        assert task["state"] != "succeeded", "the export finished before it could be killed"
+        return task["state"] == "running" and task["progress"]["current"] > 0
+
+    wait_for(running_with_progress, timeout=30, interval=0.02, what="the export to be under way")
+    for child in _children(worker.pid):  # SIGKILL the pool: the task's process dies mid-file
+        os.kill(child, signal.SIGKILL)
+    with deps.db.reader() as session:
+        export_id = session.get(Job, task_id).args["exportId"]
+        assert session.get(Export, export_id) is None
+    assert not (settings.export_dir / f"{export_id}.xlsx").exists()
+
+    task = wait_task(client, task_id, admin_headers, timeout=60)
+    assert task["state"] == "succeeded", task
+    with deps.db.reader() as session:
+        assert session.get(Job, task_id).attempts >= 2  # the redelivered message ran it again
+    content = client.simulate_get(task["result"]["downloadUrl"]).content
+    table, _ = xlsx_table(content, body["columns"])
+    assert table == expected_table(db_orders(deps.db, customer), body["columns"])
+    assert sorted(name for name in os.listdir(settings.export_dir) if export_id in name) == [f"{export_id}.xlsx"]
