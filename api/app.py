@@ -15,6 +15,7 @@ from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
+from api.resources.exports import ExportFileResource, OrderExportResource
 from api.resources.health import HealthResource, ReadyResource
 from api.resources.keys import KeyResource, KeysResource
 from api.resources.metrics import MetricsResource
@@ -72,6 +73,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/readyz", ReadyResource(deps))
     app.add_route("/metrics", MetricsResource(deps))
     app.add_route("/api/orders", OrdersResource(deps))
+    app.add_route("/api/orders/export", OrderExportResource(deps))
     app.add_route("/api/orders/payment", PaymentResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
     app.add_route("/api/orders/{order_id}/checkout", CheckoutRedirectResource(deps))
@@ -80,6 +82,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/payments/webhooks/{gateway_id}", WebhookResource(deps))
     app.add_route("/sandbox/checkout/{session_id}", SandboxCheckoutPageResource(deps))
     app.add_route("/sandbox/checkout/{session_id}/{decision}", SandboxCheckoutActionResource(deps))
+    app.add_route("/api/exports/{export_id}/file", ExportFileResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
     app.add_route("/api/keys", KeysResource(deps))

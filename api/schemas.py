@@ -6,10 +6,15 @@ booleans are refused) and must have at most two fraction digits.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from services.exports.columns import DEFAULT_COLUMNS
+from services.exports.filters import ExportFilters
+from services.lifecycle import ORDER_TRANSITIONS
 
 MAX_MONEY = Decimal("9999999999.99")
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
@@ -192,3 +197,86 @@ class ErrorOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, bool] | None = None
+
+
+def _calendar_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a calendar date, YYYY-MM-DD") from None
+
+
+DateIn = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_calendar_date)]
+OrderStatusIn = Literal[tuple(ORDER_TRANSITIONS)]  # type: ignore[valid-type]
+ODataText = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class ExportFiltersIn(Strict):
+    """The brief's filter object; ``$filter`` (OData, the list's language) may be added to it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    status: OrderStatusIn | None = None
+    startDate: DateIn | None = Field(None, description="first UTC day of createdAt, inclusive")
+    endDate: DateIn | None = Field(None, description="last UTC day of createdAt, inclusive")
+    customerId: Identifier | None = None
+    odata_filter: ODataText | None = Field(None, alias="$filter")
+    orderby: ODataText | None = Field(None, alias="$orderby")
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> ExportFiltersIn:
+        if self.startDate and self.endDate and self.startDate > self.endDate:  # type: ignore[operator]
+            raise ValueError("startDate is after endDate")
+        return self
+
+
+class ExportIn(Strict):
+    """``filters`` is the object above or an OData ``$filter`` string; ``columns`` default to all."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    format: Literal["csv", "xlsx", "excel"]
+    filters: ExportFiltersIn | None = Field(None, description="the filter object, or an OData $filter string")
+    columns: list[str] | None = Field(
+        None, max_length=len(DEFAULT_COLUMNS), description="any of: " + ", ".join(DEFAULT_COLUMNS)
+    )
+    orderby: ODataText | None = Field(None, alias="$orderby", description="e.g. 'createdAt desc'; ties by id")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _filter_string(cls, data: Any) -> Any:
+        """``"filters": "status eq 'completed'"`` is short for ``{"$filter": "status eq 'completed'"}``."""
+        if isinstance(data, dict) and isinstance(data.get("filters"), str):
+            return {**data, "filters": {"$filter": data["filters"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _one_orderby(self) -> ExportIn:
+        if self.orderby and self.filters is not None and self.filters.orderby:
+            raise ValueError("give $orderby once, either at the top level or inside filters")
+        return self
+
+    def export_filters(self) -> ExportFilters:
+        if self.filters is None:
+            return ExportFilters(orderby=self.orderby)
+        f = self.filters
+        return ExportFilters(
+            status=f.status,
+            start_date=f.startDate,  # type: ignore[arg-type]
+            end_date=f.endDate,  # type: ignore[arg-type]
+            customer_id=f.customerId,
+            odata_filter=f.odata_filter,
+            orderby=self.orderby or f.orderby,
+        )
+
+
+class TaskAcceptedOut(BaseModel):
+    taskId: str
+    statusUrl: str
+
+
+class ExportLinkQuery(BaseModel):
+    """The signed link's query string (``downloadUrl`` of a finished export task)."""
+
+    expires: int = Field(description="Unix seconds after which the link answers 410")
+    signature: str = Field(description="hex HMAC-SHA256 over the export id and expires")

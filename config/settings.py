@@ -30,6 +30,11 @@ def _env_int(env: dict[str, str], name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
 def _env_list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None:
@@ -75,6 +80,15 @@ class Settings:
     reconcile_after_seconds: int = 300
     log_level: str = "INFO"
     log_json: bool = True
+    # Exports: files under ``export_dir`` (written to a temporary name, renamed when complete),
+    # kept ``export_ttl_seconds``; download links are signed with ``secret_key``.
+    export_dir: Path = VAR_DIR / "exports"
+    export_ttl_seconds: int = 24 * 3600
+    export_xlsx_sheet_rows: int = 1_048_576  # an XLSX sheet's hard limit, header row included
+    export_progress_rows: int = 5000
+    export_progress_seconds: float = 0.5
+    export_fetch_rows: int = 2000
+    # Prefix of links handed out by workers (``downloadUrl``); empty keeps them relative.
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -110,6 +124,12 @@ class Settings:
             reconcile_after_seconds=_env_int(env, "RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds),
             log_level=env.get("LOG_LEVEL", base.log_level).upper(),
             log_json=env.get("LOG_FORMAT", "json") != "console",
+            export_dir=Path(env["EXPORT_DIR"]) if env.get("EXPORT_DIR") else base.export_dir,
+            export_ttl_seconds=_env_int(env, "EXPORT_TTL_SECONDS", base.export_ttl_seconds),
+            export_xlsx_sheet_rows=_env_int(env, "EXPORT_XLSX_SHEET_ROWS", base.export_xlsx_sheet_rows),
+            export_progress_rows=_env_int(env, "EXPORT_PROGRESS_ROWS", base.export_progress_rows),
+            export_progress_seconds=_env_float(env, "EXPORT_PROGRESS_SECONDS", base.export_progress_seconds),
+            export_fetch_rows=_env_int(env, "EXPORT_FETCH_ROWS", base.export_fetch_rows),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -3,6 +3,7 @@
 from models.api_keys import ApiKey
 from models.base import Base
 from models.db import Database
+from models.exports import Export
 from models.idempotency import IdempotencyRecord
 from models.jobs import Job
 from models.offers import Offer
@@ -13,6 +14,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Database",
+    "Export",
     "IdempotencyRecord",
     "Job",
     "Offer",

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -91,6 +91,27 @@ class Database:
         """A session for reads only (autocommit; nothing it does is committed)."""
         with self.read_sessions() as session:
             yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read-only connection that sees one consistent snapshot until it is closed.
+
+        For long streaming reads (exports): a count and the rows it counts agree. PostgreSQL gets
+        a ``REPEATABLE READ READ ONLY`` transaction, which server-side cursors (``stream_results``)
+        need anyway; SQLite gets a deferred ``BEGIN`` on the read engine, a WAL read snapshot that
+        never blocks writers.
+        """
+        with self.read_engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.exec_driver_sql("ROLLBACK")
+                return
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         self.write_engine.dispose()

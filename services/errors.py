@@ -26,6 +26,16 @@ class ValidationFailed(DomainError):
     default_message = "The request body is not valid."
 
 
+class InvalidQuery(DomainError):
+    code = "INVALID_QUERY"
+    default_message = "The query cannot be accepted."
+
+
+class ExportExpired(DomainError):
+    code = "EXPORT_EXPIRED"
+    default_message = "This export link has expired; request a new export."
+
+
 class OrderNotFound(DomainError):
     code = "ORDER_NOT_FOUND"
     default_message = "Order does not exist."

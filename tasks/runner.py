@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -20,13 +21,27 @@ from sqlalchemy.exc import OperationalError
 from config.metrics import TASK_DURATION, TASKS
 from models import Database
 from services.errors import DomainError, TransientError
-from services.jobs import claim_job, finish_job
+from services.jobs import claim_job, finish_job, set_progress
 from workers import runtime
 
 log = structlog.get_logger(__name__)
 
-JobHandler = Callable[[Database, dict[str, Any]], Any]
 TRANSIENT = (TransientError, OperationalError)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a long-running handler may need beyond its args: who it is, which attempt this is
+    (a redelivered message starts a new one), and a way to report progress (unthrottled: the
+    handler throttles, e.g. with ``services.jobs.ProgressReporter``)."""
+
+    job_id: str
+    attempt: int
+    report_progress: Callable[[int, int], None]
+
+
+JobHandler = Callable[[Database, dict[str, Any]], Any]
+ContextJobHandler = Callable[[Database, dict[str, Any], JobContext], Any]
 
 
 @dataclass
@@ -37,18 +52,21 @@ class Outcome:
     result: str = "skipped"
 
 
-def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
-    """Run ``handler`` for the job and count the outcome by job type, with its duration."""
+def run_job(task: Task, job_id: str, handler: JobHandler | ContextJobHandler, *, with_context: bool = False) -> None:
+    """Run ``handler(db, args)`` (or ``handler(db, args, context)`` when ``with_context``) and count
+    the outcome by job type, with its duration."""
     started = time.perf_counter()
     outcome = Outcome()
     try:
-        _run(task, job_id, handler, outcome)
+        _run(task, job_id, handler, outcome, with_context=with_context)
     finally:
         TASKS.labels(outcome.job_type, outcome.result).inc()
         TASK_DURATION.labels(outcome.job_type).observe(time.perf_counter() - started)
 
 
-def _run(task: Task, job_id: str, handler: JobHandler, outcome: Outcome) -> None:
+def _run(
+    task: Task, job_id: str, handler: JobHandler | ContextJobHandler, outcome: Outcome, *, with_context: bool
+) -> None:
     db = runtime.database()
     claimed = claim_job(db, job_id)
     if claimed is None:
@@ -62,7 +80,11 @@ def _run(task: Task, job_id: str, handler: JobHandler, outcome: Outcome) -> None
             return
         log.info("job started", attempt=claimed.attempts)
         try:
-            result = handler(db, claimed.args)
+            if with_context:
+                context = JobContext(job_id, claimed.attempts, partial(set_progress, db, job_id))
+                result = handler(db, claimed.args, context)  # type: ignore[call-arg]
+            else:
+                result = handler(db, claimed.args)  # type: ignore[call-arg]
         except DomainError as exc:
             finish_job(db, job_id, error=exc.as_dict())
             outcome.result = "failed"

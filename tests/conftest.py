@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,7 +58,7 @@ STRIPE_WEBHOOK_SECRET = "whsec_test_standin"
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str, stripe_standin: StripeStandIn) -> Settings:
+def settings(database_url: str, redis_url: str, stripe_standin: StripeStandIn, run_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -76,6 +77,7 @@ def settings(database_url: str, redis_url: str, stripe_standin: StripeStandIn) -
                 "webhook_secret": STRIPE_WEBHOOK_SECRET,
             },
         },
+        export_dir=run_dir / "exports",
     )
 
 
@@ -110,7 +112,7 @@ def worker_log(run_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def worker(settings: Settings, worker_log: Path) -> Iterator[None]:
+def worker(settings: Settings, worker_log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker process on every queue; ready once it answers a control ping."""
     process = start_worker(settings, worker_log)
     control = create_celery_app(settings)
@@ -120,7 +122,7 @@ def worker(settings: Settings, worker_log: Path) -> Iterator[None]:
         return bool(control.control.ping(timeout=0.5))
 
     wait_for(answered, timeout=60, what="the worker to answer a ping")
-    yield
+    yield process
     stop_process(process)
 
 

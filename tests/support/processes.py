@@ -30,6 +30,10 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "SANDBOX_PAUSE_SECONDS": str(settings.sandbox_pause_seconds),
             "WEBHOOK_TOLERANCE_SECONDS": str(settings.webhook_tolerance_seconds),
             "RECONCILE_AFTER_SECONDS": str(settings.reconcile_after_seconds),
+            "EXPORT_DIR": str(settings.export_dir),
+            "EXPORT_TTL_SECONDS": str(settings.export_ttl_seconds),
+            "EXPORT_XLSX_SHEET_ROWS": str(settings.export_xlsx_sheet_rows),
+            "EXPORT_PROGRESS_ROWS": str(settings.export_progress_rows),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }

@@ -1,0 +1,145 @@
+"""``POST /api/orders/export`` (queue an export) and ``GET /api/exports/{id}/file`` (download).
+
+The download is public (no API key): the signed, expiring query string is the credential, so a
+browser can follow the ``downloadUrl`` of a finished export task. It answers byte ranges (one
+range per request; a multi-range or malformed ``Range`` is ignored and the whole file is sent, as
+RFC 9110 allows), 416 with ``Content-Range: bytes */size`` for an unsatisfiable one.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import falcon
+from spectree import Response
+
+from api.deps import Deps
+from api.openapi import responses, spec
+from api.schemas import ErrorOut, ExportIn, ExportLinkQuery, TaskAcceptedOut
+from api.validation import parse_body
+from services.exports import ExportFile, ExportPolicy, ExportRequest, open_export, request_export
+
+CHUNK_BYTES = 256 * 1024
+
+
+class OrderExportResource:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.policy = ExportPolicy.from_settings(deps.settings)
+
+    @spec.validate(json=ExportIn, resp=responses(HTTP_202=TaskAcceptedOut), tags=["exports"], skip_validation=True)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Queue an export of orders to CSV or XLSX (admin and ops); poll the task for the link."""
+        body = parse_body(req, ExportIn)
+        request = ExportRequest(format=body.format, columns=body.columns, filters=body.export_filters())
+        queued = request_export(
+            self.deps.db, req.context.principal, request, self.policy, request_id=req.context.request_id
+        )
+        self.deps.sender.send(queued.job, request_id=req.context.request_id)
+        task_id = queued.job.job_id
+        resp.status = falcon.HTTP_202
+        resp.location = f"/api/tasks/{task_id}"
+        resp.set_header("Retry-After", "1")
+        resp.media = {"taskId": task_id, "statusUrl": f"{req.prefix}/api/tasks/{task_id}"}
+
+
+class _FileSlice:
+    """A file object that yields at most ``length`` bytes from where it stands."""
+
+    def __init__(self, file: BinaryIO, length: int) -> None:
+        self._file = file
+        self._remaining = length
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        size = self._remaining if size is None or size < 0 else min(size, self._remaining)
+        data = self._file.read(size)
+        self._remaining -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive ``(first, last)`` a single-range ``Range`` header asks for, or None to send
+    the whole file; raises 416 when the range lies outside the file."""
+    if not header:
+        return None
+    unit, _, spec_ = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec_:
+        return None
+    first_raw, dash, last_raw = (part.strip() for part in spec_.strip().partition("-"))
+    if not dash or not (first_raw or last_raw):
+        return None
+    if (first_raw and not first_raw.isdigit()) or (last_raw and not last_raw.isdigit()):
+        return None
+    if not first_raw:  # suffix: the last N bytes
+        suffix = int(last_raw)
+        if suffix == 0 or size == 0:
+            raise falcon.HTTPRangeNotSatisfiable(resource_length=size)
+        return max(0, size - suffix), size - 1
+    first = int(first_raw)
+    last = int(last_raw) if last_raw else size - 1
+    if last_raw and last < first:
+        return None
+    if first >= size:
+        raise falcon.HTTPRangeNotSatisfiable(resource_length=size)
+    return first, min(last, size - 1)
+
+
+class ExportFileResource:
+    public = True
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.policy = ExportPolicy.from_settings(deps.settings)
+
+    def _open(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> ExportFile:
+        found = open_export(
+            self.deps.db,
+            export_id,
+            expires=req.get_param("expires"),
+            signature=req.get_param("signature"),
+            policy=self.policy,
+        )
+        resp.content_type = found.content_type
+        resp.set_header("Content-Disposition", f'attachment; filename="{found.filename}"')
+        resp.set_header("Accept-Ranges", "bytes")
+        resp.set_header("ETag", f'"{found.sha256}"')
+        resp.set_header("Cache-Control", "private, no-store")
+        resp.set_header("X-Content-Type-Options", "nosniff")
+        return found
+
+    @spec.validate(
+        query=ExportLinkQuery,
+        resp=Response(
+            "HTTP_200", "HTTP_206", HTTP_403=ErrorOut, HTTP_404=ErrorOut, HTTP_410=ErrorOut, HTTP_416=ErrorOut
+        ),
+        tags=["exports"],
+        security={},
+        skip_validation=True,
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> None:
+        """The export's file (signed link; no API key). Honours ``Range`` and ``If-Range``."""
+        found = self._open(req, resp, export_id)
+        wanted = None
+        if_range = req.get_header("If-Range")
+        if if_range is None or if_range == f'"{found.sha256}"':
+            wanted = byte_range(req.get_header("Range"), found.size)
+        file = found.path.open("rb")
+        if wanted is None:
+            resp.content_length = found.size
+            resp.stream = file
+            return
+        first, last = wanted
+        file.seek(first)
+        resp.status = falcon.HTTP_206
+        resp.content_range = (first, last, found.size)
+        resp.content_length = last - first + 1
+        resp.stream = _FileSlice(file, last - first + 1)
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> None:
+        found = self._open(req, resp, export_id)
+        resp.content_length = found.size

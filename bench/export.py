@@ -1,0 +1,318 @@
+"""Export benchmark: 1,000,000 orders to csv and xlsx, from PostgreSQL and from SQLite.
+
+For each database and format it runs, each in a fresh child process (so peak RSS is the run's
+own, read with ``resource.getrusage`` in the child):
+
+* ``floor``: the same query (same columns, same order, same snapshot and ``yield_per`` streaming)
+  written by the bare library: ``csv.writer.writerow(row)`` / xlsxwriter ``constant_memory``
+  ``write_row`` with the raw values, no formatting, no neutralising, no progress;
+* ``export``: the service's code path, ``services.exports.build_export`` (formatting, injection
+  neutralising, throttled progress writes to the job row, fsync, sha256, rename, exports row).
+
+Usage::
+
+    .venv/bin/python -m bench.export --rows 1000000 --db sqlite,postgres --formats csv,xlsx
+
+It prints a table and writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from config.settings import PROJECT_ROOT, Settings
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+COLUMNS = [
+    "id",
+    "customerId",
+    "status",
+    "paymentStatus",
+    "paymentMethod",
+    "paymentGatewayId",
+    "totalAmount",
+    "currency",
+    "itemCount",
+    "createdAt",
+    "updatedAt",
+]
+STATUSES = ("pending_payment", "processing", "shipped", "completed", "cancelled", "refunded")
+METHODS = ("credit_card", "debit_card", "paypal", "bank_transfer")
+
+
+def maxrss_mb() -> float:
+    """This process's peak RSS. ``VmHWM`` belongs to the address space made at exec, whereas
+    ``getrusage``'s ``ru_maxrss`` survives exec and would report the (bigger) parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def order_rows(count: int) -> Any:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    for i in range(count):
+        created = start + timedelta(seconds=i * 17, microseconds=(i * 7919) % 1_000_000)
+        yield {
+            "id": f"ord_{i:026d}",
+            "customer_id": f"cust_{i % 9973}",
+            "status": STATUSES[i % len(STATUSES)],
+            "payment_status": "paid",
+            "payment_method": METHODS[i % len(METHODS)],
+            "payment_gateway_id": "stripe_1",
+            "total_amount": Decimal(i % 1_000_000) / 100 + Decimal("0.01"),
+            "currency": "USD",
+            "item_count": i % 9 + 1,
+            "version": 1,
+            "hold_expires_at": created + timedelta(minutes=30),
+            "checkout_url": None,
+            "created_at": created,
+            "updated_at": created + timedelta(minutes=5),
+        }
+
+
+def load(settings: Settings, count: int) -> float:
+    """Bulk-insert ``count`` orders; returns seconds."""
+    from models import Database, Order
+    from models.migrate import upgrade
+
+    upgrade(settings)
+    db = Database.connect(settings)
+    begun = time.perf_counter()
+    if settings.is_sqlite:
+        table = Order.__table__
+        batch: list[dict[str, Any]] = []
+        with db.write_engine.begin() as conn:
+            for row in order_rows(count):
+                batch.append(row)
+                if len(batch) == 50_000:
+                    conn.execute(table.insert(), batch)
+                    batch = []
+            if batch:
+                conn.execute(table.insert(), batch)
+    else:
+        raw = db.write_engine.raw_connection()
+        try:
+            names = list(next(order_rows(1)))
+            with raw.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                with cursor.copy(f"COPY orders ({', '.join(names)}) FROM STDIN") as copy:
+                    for row in order_rows(count):
+                        copy.write_row(tuple(row.values()))
+            raw.commit()
+        finally:
+            raw.close()
+        with db.write_engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE orders")
+    elapsed = time.perf_counter() - begun
+    db.dispose()
+    return elapsed
+
+
+# --- children ---------------------------------------------------------------------------------------
+
+
+def child_floor(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
+    """The bare library writing the same rows from the same query."""
+    from sqlalchemy import select
+
+    from models import Database
+    from services.exports.columns import resolve_columns
+    from services.exports.filters import ExportFilters, order_by_clauses, where_clause
+
+    db = Database.connect(settings)
+    columns = resolve_columns(COLUMNS)
+    stmt = select(*(c.column for c in columns)).where(where_clause(ExportFilters())).order_by(*order_by_clauses(None))
+    baseline = maxrss_mb()
+    begun = time.perf_counter()
+    rows = 0
+    with db.snapshot() as conn:
+        result = conn.execute(stmt, execution_options={"stream_results": True, "yield_per": settings.export_fetch_rows})
+        if fmt == "csv":
+            with out.open("w", newline="", encoding="utf-8") as file:
+                writer = csv.writer(file)
+                writer.writerow(COLUMNS)
+                for row in result:
+                    writer.writerow(row)
+                    rows += 1
+        else:
+            import xlsxwriter
+
+            workbook = xlsxwriter.Workbook(
+                str(out), {"constant_memory": True, "remove_timezone": True, "tmpdir": str(out.parent)}
+            )
+            sheet = workbook.add_worksheet()
+            sheet.write_row(0, 0, COLUMNS)
+            for row in result:
+                rows += 1
+                sheet.write_row(rows, 0, row)
+            workbook.close()
+    wall = time.perf_counter() - begun
+    return {
+        "wall": wall,
+        "peak_rss_mb": maxrss_mb(),
+        "baseline_rss_mb": baseline,
+        "rows": rows,
+        "bytes": out.stat().st_size,
+    }
+
+
+def child_export(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
+    """The export task's code path, in process."""
+    from models import Database
+    from models.ids import new_id
+    from services.exports import ExportPolicy, build_export
+    from services.jobs import set_progress
+
+    db = Database.connect(settings)
+    policy = ExportPolicy.from_settings(settings.with_(export_dir=out.parent))
+    job_id = new_id("task")
+    writes = [0]
+
+    def progress(current: int, total: int) -> None:
+        writes[0] += 1
+        set_progress(db, job_id, current, total)
+
+    args = {"exportId": new_id("exp"), "format": fmt, "columns": COLUMNS, "filters": {}}
+    baseline = maxrss_mb()
+    begun = time.perf_counter()
+    result = build_export(db, args, policy, job_id=job_id, report_progress=progress)
+    wall = time.perf_counter() - begun
+    return {
+        "wall": wall,
+        "peak_rss_mb": maxrss_mb(),
+        "baseline_rss_mb": baseline,
+        "rows": result["rows"],
+        "bytes": result["bytes"],
+        "progress_writes": writes[0],
+    }
+
+
+def run_child(kind: str, database_url: str, fmt: str) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{fmt}-"))
+    try:
+        command = [sys.executable, "-m", "bench.export", "--child", kind, "--url", database_url, "--formats", fmt]
+        command += ["--out", str(workdir / f"out.{fmt}")]
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{kind} {fmt} failed:\n{done.stderr[-4000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def bench_database(name: str, count: int, formats: list[str], workdir: Path) -> list[dict[str, Any]]:
+    from sqlalchemy import create_engine, make_url, text
+
+    admin = None
+    if name == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    else:
+        base = make_url(PG_URL)
+        dbname = f"bench_exports_{secrets.token_hex(4)}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+        url = base.set(database=dbname).render_as_string(hide_password=False)
+    try:
+        load_seconds = load(Settings(database_url=url), count)
+        print(f"[{name}] loaded {count:,} orders in {load_seconds:.1f} s", flush=True)
+        rows = []
+        for fmt in formats:
+            floor = run_child("floor", url, fmt)
+            export = run_child("export", url, fmt)
+            assert floor["rows"] == export["rows"] == count, (floor, export)
+            rows.append(
+                {"db": name, "format": fmt, "rows": count, "load_s": load_seconds, "floor": floor, "export": export}
+            )
+            print(
+                f"[{name}] {fmt}: floor {floor['wall']:.2f} s / {floor['peak_rss_mb']:.0f} MB, "
+                f"export {export['wall']:.2f} s / {export['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+        return rows
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'db':<9}{'fmt':<6}{'rows':>10}{'floor s':>10}{'export s':>10}{'time x':>8}"
+        f"{'floor MB':>10}{'export MB':>11}{'RSS x':>7}{'file MB':>9}{'progress':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        f, e = r["floor"], r["export"]
+        print(
+            f"{r['db']:<9}{r['format']:<6}{r['rows']:>10,}{f['wall']:>10.2f}{e['wall']:>10.2f}"
+            f"{e['wall'] / f['wall']:>8.2f}{f['peak_rss_mb']:>10.0f}{e['peak_rss_mb']:>11.0f}"
+            f"{e['peak_rss_mb'] / f['peak_rss_mb']:>7.2f}{e['bytes'] / 1e6:>9.1f}{e['progress_writes']:>10}"
+        )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", default="postgres,sqlite")
+    parser.add_argument("--formats", default="csv,xlsx")
+    parser.add_argument("--child", choices=["floor", "export"])
+    parser.add_argument("--url")
+    parser.add_argument("--out")
+    args = parser.parse_args(argv)
+
+    if args.child:
+        settings = Settings(database_url=args.url)
+        run = child_floor if args.child == "floor" else child_export
+        print(json.dumps(run(settings, args.formats, Path(args.out))))
+        return 0
+
+    formats = [f for f in args.formats.split(",") if f]
+    results: list[dict[str, Any]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    try:
+        for name in [d for d in args.db.split(",") if d]:
+            results += bench_database(name, args.rows, formats, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print_table(results)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"export-{stamp}.json"
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    path.write_text(json.dumps({"rows": args.rows, "machine": machine, "results": results}, indent=2))
+    print(f"\nwritten {path.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

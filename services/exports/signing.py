@@ -1,0 +1,41 @@
+"""Signed, expiring download links: HMAC-SHA256 over the export id and the expiry time.
+
+The link needs no API key (a browser can follow it); whoever holds it may download that one file
+until it expires. A link whose signature does not match is 403; a genuine but expired one is 410.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
+
+from services.errors import ExportExpired, Forbidden
+
+PURPOSE = "orders.export.download"
+
+
+def sign(secret_key: str, export_id: str, expires: int) -> str:
+    message = f"{PURPOSE}\n{export_id}\n{expires}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def download_path(secret_key: str, export_id: str, expires_at: datetime) -> str:
+    """``/api/exports/{id}/file?expires=…&signature=…`` (``expires`` in Unix seconds)."""
+    expires = int(expires_at.timestamp())
+    query = urlencode({"expires": expires, "signature": sign(secret_key, export_id, expires)})
+    return f"/api/exports/{quote(export_id, safe='')}/file?{query}"
+
+
+def verify(secret_key: str, export_id: str, expires: str | None, signature: str | None, now: datetime) -> int:
+    """The link's expiry (Unix seconds) when the signature is genuine and still valid."""
+    if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+        raise Forbidden("The download link is not valid.", details=[{"reason": "missing or malformed signature"}])
+    expected = sign(secret_key, export_id, int(expires))
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise Forbidden("The download link is not valid.", details=[{"reason": "signature mismatch"}])
+    if int(expires) <= now.timestamp():
+        expired_at = datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise ExportExpired(details=[{"exportId": export_id, "expiredAt": expired_at}])
+    return int(expires)
