@@ -88,7 +88,7 @@ class Settings:
     export_progress_rows: int = 5000
     export_progress_seconds: float = 0.5
     export_fetch_rows: int = 2000
-    # Prefix of links handed out by workers (``downloadUrl``); empty keeps them relative.
+
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -17,7 +17,7 @@ import signal
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit
 
 import openpyxl
 import pytest
@@ -69,6 +69,12 @@ EDGES = [
     datetime(2026, 3, 4, 23, 59, 59, 500000, tzinfo=UTC),
     datetime(2026, 3, 5, 0, 0, 0, tzinfo=UTC),
 ]
+
+
+def local(url: str) -> str:
+    """The path and query of a download link (links are absolute, under ``PUBLIC_BASE_URL``)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @dataclasses.dataclass
@@ -177,7 +183,7 @@ def run_export(client, headers, body: dict[str, Any]) -> tuple[dict[str, Any], A
     assert accepted.headers["location"] == f"/api/tasks/{task_id}"
     task = wait_task(client, task_id, headers)
     assert task["state"] == "succeeded", task
-    download = client.simulate_get(task["result"]["downloadUrl"])  # no API key: the link is the credential
+    download = client.simulate_get(local(task["result"]["downloadUrl"]))  # no API key: the link is the credential
     assert download.status_code == 200, download.text
     return task, download
 
@@ -279,17 +285,17 @@ def finished_export(worker, dataset, app, admin) -> dict[str, Any]:
 
 def test_download_headers(client, finished_export):
     result = finished_export["result"]
-    full = client.simulate_get(result["downloadUrl"])
+    full = client.simulate_get(local(result["downloadUrl"]))
     assert full.status_code == 200
     assert full.headers["content-disposition"] == f'attachment; filename="orders-{result["exportId"]}.csv"'
     assert full.headers["content-length"] == str(result["bytes"])
     assert full.headers["accept-ranges"] == "bytes"
-    head = client.simulate_head(result["downloadUrl"])
+    head = client.simulate_head(local(result["downloadUrl"]))
     assert head.status_code == 200 and head.headers["content-length"] == str(result["bytes"]) and not head.content
 
 
 def test_range_requests(client, finished_export):
-    url, content = finished_export["result"]["downloadUrl"], finished_export["content"]
+    url, content = local(finished_export["result"]["downloadUrl"]), finished_export["content"]
     size = len(content)
     part = client.simulate_get(url, headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and part.content == content[:100]
@@ -511,7 +517,7 @@ def test_worker_killed_mid_export_is_redelivered_and_starts_over(client, admin_h
     assert task["state"] == "succeeded", task
     with deps.db.reader() as session:
         assert session.get(Job, task_id).attempts >= 2  # the redelivered message ran it again
-    content = client.simulate_get(task["result"]["downloadUrl"]).content
+    content = client.simulate_get(local(task["result"]["downloadUrl"])).content
     table, _ = xlsx_table(content, body["columns"])
     assert table == expected_table(db_orders(deps.db, customer), body["columns"])
     assert sorted(name for name in os.listdir(settings.export_dir) if export_id in name) == [f"{export_id}.xlsx"]
