@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from services.exports.columns import DEFAULT_COLUMNS
 from services.exports.filters import ExportFilters
@@ -33,7 +33,14 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
-MoneyIn = Annotated[Decimal, BeforeValidator(_json_number), Field(ge=0, le=MAX_MONEY, decimal_places=2)]
+# Documented as what travels: a JSON number with at most two decimals (never a string).
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=0, le=MAX_MONEY, decimal_places=2),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(MAX_MONEY), "multipleOf": 0.01}),
+]
+MoneyOut = Annotated[Decimal, WithJsonSchema({"type": "number", "multipleOf": 0.01})]
 Quantity = Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=10_000)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
@@ -97,7 +104,7 @@ class CheckoutPendingOut(BaseModel):
 class CreateOrderOut(BaseModel):
     orderId: str
     status: str
-    totalAmount: Decimal
+    totalAmount: MoneyOut
     currency: str
     paymentUrl: str
     createdAt: str
@@ -109,7 +116,7 @@ class OrderItemOut(BaseModel):
     id: str
     offerId: str
     quantity: int
-    price: Decimal
+    price: MoneyOut
     status: str
 
 
@@ -128,7 +135,7 @@ class OrderOut(BaseModel):
     customerId: str
     status: str
     items: list[OrderItemOut]
-    totalAmount: Decimal
+    totalAmount: MoneyOut
     currency: str
     paymentStatus: str
     createdAt: str
@@ -146,7 +153,7 @@ class OfferIn(Strict):
 class OfferOut(BaseModel):
     id: str
     name: str
-    price: Decimal
+    price: MoneyOut
     currency: str
     stockAvailable: int
     stockReserved: int

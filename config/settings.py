@@ -89,7 +89,6 @@ class Settings:
     export_progress_seconds: float = 0.5
     export_fetch_rows: int = 2000
 
-
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """Read settings from ``env`` (default ``os.environ``); unset names keep defaults."""
