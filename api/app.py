@@ -17,7 +17,7 @@ from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.health import HealthResource, ReadyResource
 from api.resources.keys import KeyResource, KeysResource
 from api.resources.offers import OfferResource
-from api.resources.orders import OrderResource, OrdersResource
+from api.resources.orders import OrderMetricsResource, OrderResource, OrdersResource
 from api.resources.tasks import TaskResource
 from config.logging import configure_logging
 from config.settings import Settings
@@ -57,6 +57,8 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(deps))
     app.add_route("/api/orders", OrdersResource(deps))
+    # A static segment wins over a field segment in Falcon's router, so "metrics" is never an order id.
+    app.add_route("/api/orders/metrics", OrderMetricsResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))

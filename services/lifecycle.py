@@ -29,3 +29,7 @@ ITEM_TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 # Payment status of an order, as clients read it beside the order status.
 PAYMENT_UNPAID = "unpaid"
+
+# Payment statuses meaning "captured and not refunded": the orders whose totalAmount counts as
+# revenue in the metrics. The payments work extends this (e.g. "captured", "partially_refunded").
+PAYMENT_CAPTURED_STATUSES: tuple[str, ...] = ("completed",)
