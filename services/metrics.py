@@ -153,11 +153,14 @@ def _sqlite_bucket(group_by: str, segments: list[tuple[datetime, int]]) -> Any:
             ],
             else_=literal(modifiers[-1]),
         )
+    # Whole seconds only: SQLite's date functions round to the millisecond, which would carry
+    # 23:59:59.9996 into the next day.
+    seconds = func.substr(Order.created_at, 1, 19)
     if group_by == "day":
-        return func.date(Order.created_at, shift)
+        return func.date(seconds, shift)
     if group_by == "week":
-        return func.date(Order.created_at, shift, literal("weekday 0"), literal("-6 days"))
-    return func.strftime(literal("%Y-%m-01"), Order.created_at, shift)
+        return func.date(seconds, shift, literal("weekday 0"), literal("-6 days"))
+    return func.strftime(literal("%Y-%m-01"), seconds, shift)
 
 
 def _postgres_bucket(group_by: str, timezone: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Integer, String
+from sqlalchemy import BigInteger, String
 
 from models import Order, OrderItem
 from models.types import Money, UTCDateTime
@@ -70,6 +70,6 @@ COLLECTIONS: dict[str, tuple[dict[str, FieldSpec], Any]] = {
 SQL_TYPE_BY_KIND: dict[str, Any] = {
     "string": String(),
     "money": Money(),
-    "integer": Integer(),
+    "integer": BigInteger(),
     "datetime": UTCDateTime(),
 }

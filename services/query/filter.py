@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, exists, func, literal, not_, or_
+from sqlalchemy import BigInteger, String, and_, exists, func, literal, not_, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.types import Money, UTCDateTime
@@ -103,8 +103,9 @@ def _describe(token: Token) -> str:
 
 
 class _Errors:
-    def __init__(self, parameter: str) -> None:
+    def __init__(self, parameter: str, text: str) -> None:
         self.parameter = parameter
+        self.text = text
 
     def __call__(self, pos: int, message: str) -> InvalidQuery:
         return InvalidQuery.at(self.parameter, pos, message)
@@ -158,7 +159,22 @@ def _parse_date(text: str, pos: int, error: _Errors) -> date:
 
 
 def tokenize(text: str, error: _Errors) -> list[Token]:
+    """The tokens of ``text``; a lexical error becomes a final ``error`` token.
+
+    The parser raises that error only when it reaches it, so that of a lexical and a syntax
+    problem, the one reported is always the first in the text.
+    """
     tokens: list[Token] = []
+    try:
+        _lex(text, error, tokens)
+    except InvalidQuery as problem:
+        tokens.append(Token("error", "", problem.details[0]["position"], problem))
+        return tokens
+    tokens.append(Token("eof", "", len(text)))
+    return tokens
+
+
+def _lex(text: str, error: _Errors, tokens: list[Token]) -> None:
     i = 0
     while i < len(text):
         if text[i] == "'":
@@ -185,8 +201,6 @@ def tokenize(text: str, error: _Errors) -> list[Token]:
         elif kind in ("ident", "punct"):
             tokens.append(Token(kind, token_text, i))
         i = end
-    tokens.append(Token("eof", "", len(text)))
-    return tokens
 
 
 _NUMERIC = ("money", "integer", "number")
@@ -194,7 +208,7 @@ _NUMERIC = ("money", "integer", "number")
 
 class _Parser:
     def __init__(self, text: str, parameter: str) -> None:
-        self.error = _Errors(parameter)
+        self.error = _Errors(parameter, text)
         self.tokens = tokenize(text, self.error)
         self.index = 0
         self.depth = 0
@@ -204,10 +218,13 @@ class _Parser:
 
     # -- token helpers -------------------------------------------------------------------------
     def peek(self, offset: int = 0) -> Token:
-        return self.tokens[min(self.index + offset, len(self.tokens) - 1)]
+        token = self.tokens[min(self.index + offset, len(self.tokens) - 1)]
+        if token.kind == "error":
+            raise token.value
+        return token
 
     def advance(self) -> Token:
-        token = self.tokens[self.index]
+        token = self.peek()
         self.index = min(self.index + 1, len(self.tokens) - 1)
         return token
 
@@ -241,7 +258,7 @@ class _Parser:
 
     # -- grammar -------------------------------------------------------------------------------
     def parse(self) -> ColumnElement[bool]:
-        if self.peek().kind == "eof":
+        if not self.error.text.strip():
             raise self.error(0, "empty expression")
         result = self.parse_or()
         token = self.peek()
@@ -463,7 +480,7 @@ class _Parser:
             if kind == "integer":
                 if not isinstance(number, int):
                     raise self.error(value.pos, "expected a whole number")
-                return literal(number, Integer())
+                return literal(number, BigInteger())
             decimal = Decimal(number)
             if decimal != decimal.quantize(Decimal("0.01")):
                 raise self.error(value.pos, "amounts have at most two decimals")
