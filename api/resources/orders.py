@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 import falcon
 
 from api.deps import Deps
+from api.media import send_json
 from api.openapi import responses, spec
 from api.render import etag, metrics_body, order_body, order_list_body
 from api.schemas import (
@@ -85,7 +86,7 @@ class OrdersResource:
         next_link = None
         if page.next_token is not None:
             next_link = f"{req.prefix}{req.path}?{next_query(options, page.next_token)}"
-        resp.media = order_list_body(page, next_link)
+        send_json(resp, order_list_body(page, next_link))
 
 
 LIST_OPTIONS = {
@@ -143,7 +144,7 @@ class OrderMetricsResource:
         """
         params = parse_query(req, MetricsQueryIn)
         query = MetricsQuery(params.startDate, params.endDate, params.groupBy, params.timezone)
-        resp.media = metrics_body(order_metrics(self.deps.db, req.context.principal, query))
+        send_json(resp, metrics_body(order_metrics(self.deps.db, req.context.principal, query)))
 
 
 class OrderResource:
