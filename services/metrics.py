@@ -217,10 +217,11 @@ def order_metrics(db: Database, principal: Principal, query: MetricsQuery) -> Me
     truncated = False
     with db.reader() as session:
         totals = Figures()
-        for status, orders, cents, paid in session.execute(
-            select(Order.status, *figures).where(*in_range).group_by(Order.status)
-        ):
-            totals.add(status, int(orders), int(cents), int(paid))
+        if query.group_by == "customer":  # groups may be truncated: the totals need their own pass
+            for status, orders, cents, paid in session.execute(
+                select(Order.status, *figures).where(*in_range).group_by(Order.status)
+            ):
+                totals.add(status, int(orders), int(cents), int(paid))
 
         bucket = _bucket_expression(session, query, zone, start, end).label("bucket")
         conditions = list(in_range)
@@ -243,6 +244,8 @@ def order_metrics(db: Database, principal: Principal, query: MetricsQuery) -> Me
         rows = session.execute(select(bucket, Order.status, *figures).where(*conditions).group_by(bucket, Order.status))
         for key, status, orders, cents, paid in rows:
             grouped[_key_text(key)].add(status, int(orders), int(cents), int(paid))
+            if query.group_by != "customer":  # the buckets partition the range: fold the totals
+                totals.add(status, int(orders), int(cents), int(paid))
 
     groups = sorted(grouped.items())
     if query.group_by == "customer":

@@ -189,3 +189,14 @@ def test_bad_metrics_parameters_are_400(client, admin_headers, params, field):
     assert result.status_code == 400, result.text
     assert result.json["error"]["code"] == "VALIDATION_ERROR"
     assert field in [detail["field"] for detail in result.json["error"]["details"]]
+
+
+def test_openapi_documents_the_definitions_and_both_routes(client):
+    doc = client.simulate_get("/api/openapi.json").json
+    metrics = doc["paths"]["/api/orders/metrics"]["get"]
+    description = metrics["summary"] + metrics.get("description", "")
+    for phrase in ("totalOrders", "totalRevenue", "captured and not", "averageOrderValue", "0 when there are none"):
+        assert phrase in description
+    assert {p["name"] for p in metrics["parameters"]} == {"startDate", "endDate", "groupBy", "timezone"}
+    listing = doc["paths"]["/api/orders"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"$filter", "$orderby", "$top", "$skip", "$count"}
