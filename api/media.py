@@ -58,3 +58,14 @@ def parse_json_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
             "The body must be a JSON object.", details=[{"field": "$", "message": "expected an object"}]
         )
     return data
+
+
+def send_json(resp: falcon.Response, body: Any) -> None:
+    """Render ``body`` to bytes now, instead of leaving it in ``resp.media``.
+
+    spectree's response hook walks ``resp.media`` recursively looking for pydantic models even
+    with ``skip_validation=True`` (about 10 ms for a page of 50 orders); it leaves ``resp.data``
+    alone, so large bodies are rendered here.
+    """
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = dumps(body)

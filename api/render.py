@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from api.timefmt import iso
 from services.jobs import JobView
+from services.listing import OrderPage, OrderRow
+from services.metrics import Figures, MetricsView
 from services.offers import OfferView
 from services.orders import OrderView
+from services.query.fields import FIELDS
 
 
 def order_body(order: OrderView) -> dict[str, Any]:
@@ -72,3 +76,46 @@ def task_body(job: JobView) -> dict[str, Any]:
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def _field_value(row: OrderRow, name: str) -> Any:
+    value = getattr(row, FIELDS[name].attribute)
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def order_list_body(page: OrderPage, next_link: str | None) -> dict[str, Any]:
+    value = []
+    for row in page.rows:
+        entry = {name: _field_value(row, name) for name in page.fields}
+        if page.expand_items:
+            entry["items"] = [
+                {"id": i.id, "offerId": i.offer_id, "quantity": i.quantity, "price": i.price, "status": i.status}
+                for i in row.items or []
+            ]
+        value.append(entry)
+    body: dict[str, Any] = {"value": value}
+    if page.count is not None:
+        body["count"] = page.count
+    if next_link is not None:
+        body["nextLink"] = next_link
+    return body
+
+
+def _figures(figures: Figures) -> dict[str, Any]:
+    return {
+        "totalOrders": figures.total_orders,
+        "totalRevenue": figures.total_revenue,
+        "averageOrderValue": figures.average_order_value,
+        "ordersByStatus": dict(figures.by_status),
+    }
+
+
+def metrics_body(view: MetricsView) -> dict[str, Any]:
+    return {
+        **_figures(view.totals),
+        "groupBy": view.group_by,
+        "timezone": view.timezone,
+        "groups": [{"key": key, **_figures(figures)} for key, figures in view.groups],
+        "groupsTruncated": view.groups_truncated,
+        "asOf": iso(view.as_of),
+    }

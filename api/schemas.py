@@ -287,3 +287,84 @@ class ExportLinkQuery(BaseModel):
 
     expires: int = Field(description="Unix seconds after which the link answers 410")
     signature: str = Field(description="hex HMAC-SHA256 over the export id and expires")
+
+
+class ListOrdersQuery(BaseModel):
+    """The OData query options of ``GET /api/orders`` (documented here; parsed by the service)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    filter: str | None = Field(
+        None,
+        alias="$filter",
+        description=(
+            "OData filter: eq ne gt ge lt le, and or not, parentheses, in (...), contains, startswith, endswith, "
+            "tolower, toupper, year/month/day (UTC), null, 'strings' ('' escapes a quote), numbers, dates "
+            "(2026-06-01, midnight UTC), datetimes (2026-06-01T00:00:00Z), items/any(i: i/offerId eq 'offer_456') "
+            "and items/all(...). Fields: id customerId status paymentStatus paymentMethod paymentGatewayId "
+            "totalAmount currency itemCount createdAt updatedAt; item fields: id offerId quantity price status. "
+            "At most 2000 characters, 16 nesting levels, 100 conditions, 100 values per in-list."
+        ),
+    )
+    orderby: str | None = Field(
+        None,
+        alias="$orderby",
+        description="Comma-separated fields, each asc (default) or desc; default createdAt desc; id breaks ties.",
+    )
+    top: int | None = Field(None, alias="$top", ge=0, le=1000, description="Page size, default 50, at most 1000.")
+    skip: int | None = Field(None, alias="$skip", ge=0, le=100_000, description="Rows to skip (prefer nextLink).")
+    count: bool | None = Field(None, alias="$count", description="Whether to return count (default true).")
+    select: str | None = Field(None, alias="$select", description="Comma-separated fields to return.")
+    expand: str | None = Field(None, alias="$expand", description="'items' adds each order's items.")
+    skiptoken: str | None = Field(
+        None, alias="$skiptoken", description="Opaque keyset cursor; only ever taken from nextLink."
+    )
+
+
+class OrderSummaryOut(BaseModel):
+    """A list entry: every field unless ``$select`` names some; ``items`` only with ``$expand=items``."""
+
+    id: str | None = None
+    customerId: str | None = None
+    status: str | None = None
+    paymentStatus: str | None = None
+    paymentMethod: str | None = None
+    paymentGatewayId: str | None = None
+    totalAmount: MoneyOut | None = None
+    currency: str | None = None
+    itemCount: int | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    items: list[OrderItemOut] | None = None
+
+
+class OrderListOut(BaseModel):
+    value: list[OrderSummaryOut]
+    count: int | None = Field(None, description="Rows matching $filter (all pages); omitted with $count=false.")
+    nextLink: str | None = Field(None, description="The next page (keyset $skiptoken); absent on the last page.")
+
+
+class MetricsQueryIn(Strict):
+    startDate: date = Field(description="First day of the range (inclusive), in `timezone`.")
+    endDate: date = Field(description="Last day of the range (inclusive), in `timezone`.")
+    groupBy: Literal["day", "week", "month", "status", "customer"] = "day"
+    timezone: str = Field("UTC", max_length=64, description="IANA time zone name, e.g. America/New_York.")
+
+
+class MetricsFigures(BaseModel):
+    totalOrders: int
+    totalRevenue: MoneyOut
+    averageOrderValue: MoneyOut
+    ordersByStatus: dict[str, int]
+
+
+class MetricsGroupOut(MetricsFigures):
+    key: str = Field(description="The bucket: YYYY-MM-DD (day; week's Monday; month's 1st), a status or a customerId.")
+
+
+class MetricsOut(MetricsFigures):
+    groupBy: str
+    timezone: str
+    groups: list[MetricsGroupOut]
+    groupsTruncated: bool = Field(False, description="True when groupBy=customer had more than 1000 customers.")
+    asOf: str

@@ -1,1 +1,1 @@
-"""Benchmark harness (run as scripts: ``python -m bench.export``)."""
+"""Benchmark harness: ``make bench`` runs every workload (see bench/README.md)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base
@@ -14,6 +14,14 @@ from models.types import Money, UTCDateTime, utcnow
 
 class Order(Base):
     __tablename__ = "orders"
+    # Composite indexes ending in ``id`` serve the list's filters *and* its keyset orderings
+    # (``ORDER BY x, id`` with ``(x, id) > (:x, :id)``), forwards or backwards (migration 0003).
+    __table_args__ = (
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_orders_customer_id_created_at_id", "customer_id", "created_at", "id"),
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_total_amount_id", "total_amount", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(64), index=True)

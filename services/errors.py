@@ -26,11 +26,6 @@ class ValidationFailed(DomainError):
     default_message = "The request body is not valid."
 
 
-class InvalidQuery(DomainError):
-    code = "INVALID_QUERY"
-    default_message = "The query cannot be accepted."
-
-
 class ExportExpired(DomainError):
     code = "EXPORT_EXPIRED"
     default_message = "This export link has expired; request a new export."
@@ -120,3 +115,22 @@ class ServiceUnavailable(DomainError):
 
 class TransientError(Exception):
     """A failure worth retrying (a gateway timeout, a dropped connection); never shown as is."""
+
+
+class InvalidQuery(DomainError):
+    """A ``$filter``/``$orderby``/``$top``/``$skip``/... the service cannot accept.
+
+    ``details`` carries one entry per problem: ``{"parameter", "position", "message"}``, where
+    ``position`` is the 0-based character offset in that parameter's (decoded) value.
+    """
+
+    code = "INVALID_QUERY"
+    default_message = "The query cannot be accepted."
+
+    @classmethod
+    def at(cls, parameter: str, position: int, message: str) -> InvalidQuery:
+        """The usual single-problem error: ``InvalidQuery.at("$filter", 12, "unknown field 'foo'")``."""
+        return cls(
+            f"{parameter}: {message} (at position {position})",
+            details=[{"parameter": parameter, "position": position, "message": message}],
+        )

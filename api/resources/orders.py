@@ -1,18 +1,31 @@
-"""``/api/orders`` and ``/api/orders/{id}``."""
+"""``/api/orders`` (create, list), ``/api/orders/metrics`` and ``/api/orders/{id}``."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote, urlencode
 
 import falcon
 
 from api.deps import Deps
+from api.media import send_json
 from api.openapi import responses, spec
-from api.render import etag, order_body
-from api.schemas import CreateOrderIn, CreateOrderOut, OrderOut
+from api.render import etag, metrics_body, order_body, order_list_body
+from api.schemas import (
+    CreateOrderIn,
+    CreateOrderOut,
+    ListOrdersQuery,
+    MetricsOut,
+    MetricsQueryIn,
+    OrderListOut,
+    OrderOut,
+)
 from api.timefmt import iso
-from api.validation import parse_body
+from api.validation import parse_body, parse_query
 from config.metrics import ORDERS_CREATED
+from services.errors import InvalidQuery
+from services.listing import ListOrders, list_orders
+from services.metrics import MetricsQuery, order_metrics
 from services.orders import (
     ItemRequest,
     PlacementPolicy,
@@ -60,6 +73,80 @@ class OrdersResource:
             "holdExpiresAt": iso(order.hold_expires_at),
             "taskId": placed.checkout_job.job_id,
         }
+
+    @spec.validate(query=ListOrdersQuery, resp=responses(HTTP_200=OrderListOut), tags=["orders"], skip_validation=True)
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List orders with OData $filter, $orderby, $top, $skip, $count, $select and $expand=items.
+
+        Customers see only their own orders. Pages are keyset-based: follow `nextLink` (an opaque,
+        signed `$skiptoken`) to get the next page without skipping or repeating rows even while
+        orders are being created. Any option the service cannot accept is 400 INVALID_QUERY with
+        `details[].parameter` and `details[].position` (0-based character offset).
+        """
+        options = list_options(req)
+        page = list_orders(self.deps.db, req.context.principal, options, secret_key=self.deps.settings.secret_key)
+        next_link = None
+        if page.next_token is not None:
+            next_link = f"{req.prefix}{req.path}?{next_query(options, page.next_token)}"
+        send_json(resp, order_list_body(page, next_link))
+
+
+LIST_OPTIONS = {
+    "$filter": "filter",
+    "$orderby": "orderby",
+    "$top": "top",
+    "$skip": "skip",
+    "$count": "count",
+    "$select": "select",
+    "$expand": "expand",
+    "$skiptoken": "skiptoken",
+}
+
+
+def list_options(req: falcon.Request) -> ListOrders:
+    """The raw list options; unknown or repeated parameters are INVALID_QUERY."""
+    options: dict[str, str] = {}
+    for name, value in req.params.items():
+        if name not in LIST_OPTIONS:
+            raise InvalidQuery.at(name[:50], 0, f"unknown query option; allowed: {', '.join(LIST_OPTIONS)}")
+        if not isinstance(value, str):
+            raise InvalidQuery.at(name, 0, "given more than once")
+        options[LIST_OPTIONS[name]] = value
+    return ListOrders(**options)
+
+
+def next_query(options: ListOrders, token: str) -> str:
+    """The query string of the next page: the same options, the new token, no $skip."""
+    kept = [(name, getattr(options, attr)) for name, attr in LIST_OPTIONS.items() if attr not in ("skip", "skiptoken")]
+    params = [(name, value) for name, value in kept if value is not None] + [("$skiptoken", token)]
+    return urlencode(params, quote_via=quote, safe="$,'()/:")
+
+
+class OrderMetricsResource:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(query=MetricsQueryIn, resp=responses(HTTP_200=MetricsOut), tags=["orders"], skip_validation=True)
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Aggregated order metrics for a date range (admin and ops only).
+
+        Definitions. The range runs from `startDate` 00:00 to the end of `endDate` (both inclusive)
+        in `timezone` (IANA name, default UTC); an order belongs to it when its `createdAt` does.
+        `totalOrders`: the number of orders created in the range, whatever their status.
+        `totalRevenue`: the sum of `totalAmount` over those orders whose payment was captured and not
+        refunded, i.e. whose `paymentStatus` is in the captured set (today: `completed`).
+        `averageOrderValue`: `totalRevenue` divided by the number of those captured orders, rounded to
+        the cent; 0 when there are none. `ordersByStatus`: `totalOrders` split by order status (every
+        lifecycle status, zero-filled). `groups`: the same four figures per bucket of `groupBy`, with
+        `key` naming the bucket: `day` (local date, YYYY-MM-DD), `week` (ISO week, keyed by its
+        Monday), `month` (keyed by its first day) — time buckets are zero-filled over the range —
+        `status`, or `customer` (customerId; the 1000 customers with most orders, `groupsTruncated`
+        says when there were more). Money is exact: summed in SQL as integer cents, rendered with two
+        decimals. `asOf` is when the figures were read.
+        """
+        params = parse_query(req, MetricsQueryIn)
+        query = MetricsQuery(params.startDate, params.endDate, params.groupBy, params.timezone)
+        send_json(resp, metrics_body(order_metrics(self.deps.db, req.context.principal, query)))
 
 
 class OrderResource:

@@ -12,7 +12,7 @@ from tests.reliability.conftest import wait_ready
 from tests.support.processes import start_web, stop_process
 from workers.embedded_redis import free_port
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 10
 
 
 def test_every_operation_conforms_to_the_document(settings, admin, tmp_path):

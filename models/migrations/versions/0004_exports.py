@@ -11,7 +11,7 @@ from alembic import op
 import models.types
 
 revision = "0004_exports"
-down_revision = "0002_payments"
+down_revision = "0003_query_indexes"
 branch_labels = None
 depends_on = None
 
