@@ -139,6 +139,7 @@ def run_wrk(
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError(INSTALL_HINT)
+    threads = max(1, min(threads, connections))  # wrk refuses more threads than connections
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script_path = Path(tmp) / "script.lua"
         script_path.write_text(script)
