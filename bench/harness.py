@@ -16,7 +16,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -305,7 +304,3 @@ class Stack:
 def load_average() -> tuple[float, float, float]:
     """The machine's 1/5/15-minute load, recorded with the results (other suites share the CPUs)."""
     return os.getloadavg()
-
-
-def elapsed(started: float) -> float:
-    return time.monotonic() - started

@@ -90,6 +90,20 @@ def _ratio(figure: Figure) -> str:
     return f"{ratio:.2f}x {arrow}"
 
 
+def _failed_requests(name: str, figures: list[Figure]) -> list[str]:
+    """Non-2xx answers or socket errors under load make a figure meaningless: report them."""
+    found = []
+    for figure in figures:
+        for side in ("service", "floor"):
+            counts = figure.notes.get(side)
+            if isinstance(counts, dict) and (counts.get("non_2xx") or counts.get("socket_errors")):
+                found.append(
+                    f"{name}: {side} had {counts.get('non_2xx', 0)} non-2xx answers and "
+                    f"{counts.get('socket_errors', 0)} socket errors under load"
+                )
+    return found
+
+
 def _git_commit() -> str | None:
     try:
         done = subprocess.run(
@@ -161,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     got = []
                 timings[workload.name] = round(time.monotonic() - begun, 1)
                 figures.extend(got)
+                errors.extend(_failed_requests(workload.name, got))
                 if got:
                     print(table(got), flush=True)
         if errors:  # keep the logs of a failed run: they are the evidence
