@@ -7,31 +7,16 @@ is sent: the floor has no idempotency store, and the header is optional in the c
 
 from __future__ import annotations
 
-from bench.harness import ORDER_BODY, Figure, Stack, Workload, throughput_figures
-from bench.http_load import load, lua_script
+from bench.harness import ORDER_BODY, Figure, Stack, Workload, compare_http
+from bench.http_load import lua_script
 
 NAME = "create order"
 
 
 def run(stack: Stack) -> list[Figure]:
-    options = stack.options
     script = lua_script(method="POST", body=ORDER_BODY, headers=stack.headers)
-
-    def measure(base: str) -> object:
-        result = load(
-            base + "/api/orders",
-            script=script,
-            connections=options.connections,
-            duration=options.duration,
-            warmup=options.warmup,
-        )
-        stack.settle()  # the checkout messages queued under load are drained before anything else runs
-        return result
-
-    service = measure(stack.service_url)
     with stack.web("bench.floor_app:get_app()", "floor") as floor_url:
-        floor = measure(floor_url)
-    return throughput_figures(NAME, service, floor)
+        return compare_http(stack, NAME, "/api/orders", script, floor_url)
 
 
 def workloads() -> list[Workload]:

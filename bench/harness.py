@@ -28,6 +28,7 @@ import redis
 import requests
 from sqlalchemy import create_engine, insert, make_url, text
 
+from bench.http_load import LoadResult, combine, run_wrk
 from config.settings import PROJECT_ROOT, Settings
 from models import Database, Order, OrderItem
 from models.ids import new_id
@@ -59,7 +60,8 @@ WORKER_LINES = (("payments", 2), ("orders", 2), ("exports", 1), ("maintenance", 
 class Options:
     """Knobs of one run; workloads read what applies to them."""
 
-    duration: float = 10.0  # seconds of measured load per HTTP run
+    duration: float = 10.0  # seconds of measured load per side of an HTTP workload
+    rounds: int = 2  # the duration is split in this many alternating service/floor rounds
     warmup: float = 2.0  # seconds of discarded load before each HTTP run
     connections: int = 32  # concurrent HTTP clients
     round_trips: int = 200  # sequential submissions for round-trip workloads
@@ -103,6 +105,31 @@ def throughput_figures(workload: str, service: Any, floor: Any) -> list[Figure]:
         Figure(workload, "p50 ms", service.p50_ms, floor.p50_ms, False),
         Figure(workload, "p99 ms", service.p99_ms, floor.p99_ms, False),
     ]
+
+
+def compare_http(stack: Stack, workload: str, path: str, script: str, floor_url: str) -> list[Figure]:
+    """Load ``path`` on the service and on the floor in alternating rounds (service, floor, service,
+    floor, …), after one warm-up of each, so a change in the machine's load (other suites share
+    it) falls on both sides instead of on whichever happened to run second. Queues are drained
+    after every round, so neither side pays for the other's backlog."""
+    options = stack.options
+    rounds = max(1, options.rounds)
+    sides = {"service": stack.service_url, "floor": floor_url}
+    runs: dict[str, list[LoadResult]] = {side: [] for side in sides}
+    for base in sides.values():
+        if options.warmup > 0:
+            run_wrk(base + path, script=script, connections=options.connections, duration=options.warmup)
+        stack.settle()
+    for _ in range(rounds):
+        for side, base in sides.items():
+            result = run_wrk(
+                base + path, script=script, connections=options.connections, duration=options.duration / rounds
+            )
+            runs[side].append(result)
+            stack.settle()
+    figures = throughput_figures(workload, combine(runs["service"]), combine(runs["floor"]))
+    figures[0].notes["rounds"] = {side: [r.as_dict() for r in results] for side, results in runs.items()}
+    return figures
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -160,6 +160,30 @@ def run_wrk(
     return parse_wrk(done.stdout)
 
 
+def combine(results: list[LoadResult]) -> LoadResult:
+    """Several runs as one: rate over the summed time; percentiles as the request-weighted mean of
+    each run's (an approximation, since wrk reports no histogram; runs are of equal length)."""
+    if len(results) == 1:
+        return results[0]
+    total = sum(r.requests for r in results) or 1
+
+    def weighted(name: str) -> float:
+        return sum(getattr(r, name) * r.requests for r in results) / total
+
+    seconds = sum(r.seconds for r in results)
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        seconds=seconds,
+        rps=sum(r.requests for r in results) / seconds if seconds else float("nan"),
+        p50_ms=weighted("p50_ms"),
+        p75_ms=weighted("p75_ms"),
+        p90_ms=weighted("p90_ms"),
+        p99_ms=weighted("p99_ms"),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+    )
+
+
 def load(
     url: str, *, script: str, connections: int = 32, duration: float = 10.0, warmup: float = 2.0, threads: int = 2
 ) -> LoadResult:

@@ -133,6 +133,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the workloads found and exit")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s loads, 1 s warm-up, 30 round trips")
     parser.add_argument("--duration", type=float, default=defaults.duration, help="measured seconds per HTTP run")
+    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="alternating service/floor rounds")
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="discarded seconds before each run")
     parser.add_argument("--connections", type=int, default=defaults.connections, help="concurrent HTTP clients")
     parser.add_argument("--round-trips", type=int, default=defaults.round_trips, help="sequential task submissions")
@@ -142,7 +143,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     options = Options(
-        duration=args.duration, warmup=args.warmup, connections=args.connections, round_trips=args.round_trips
+        duration=args.duration,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        connections=args.connections,
+        round_trips=args.round_trips,
     )
     if args.quick:
         options = replace(options, duration=3.0, warmup=1.0, round_trips=30)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bench.harness import Figure, percentile
-from bench.http_load import check_loopback, lua_script, parse_wrk
+from bench.http_load import LoadResult, check_loopback, combine, lua_script, parse_wrk
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000/api/orders
   2 threads and 32 connections
@@ -61,3 +61,13 @@ def test_ratio_and_percentile():
     assert math.isnan(Figure("w", "req/s", 50.0, 0.0, True).ratio)
     assert percentile(list(range(1, 201)), 99) == 198
     assert percentile([3.0], 50) == 3.0
+
+
+def test_combine_sums_counts_and_weights_percentiles_by_requests():
+    first = LoadResult(100, 5.0, 20.0, 10.0, 12.0, 14.0, 30.0, 1, 0)
+    second = LoadResult(300, 5.0, 60.0, 20.0, 22.0, 24.0, 50.0, 0, 2)
+    both = combine([first, second])
+    assert (both.requests, both.seconds, both.rps) == (400, 10.0, 40.0)
+    assert both.p50_ms == pytest.approx(17.5)
+    assert both.p99_ms == pytest.approx(45.0)
+    assert (both.non_2xx, both.socket_errors) == (1, 2)
