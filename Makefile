@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 SUITE := tests/unit tests/integration tests/e2e
 
-.PHONY: install browser migrate run test test-sqlite test-pg test-reliability lint clean
+.PHONY: install browser migrate run test test-sqlite test-pg test-reliability bench lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ test-pg: install browser
 # On PostgreSQL unless DATABASE_URL says otherwise: the outage scenario needs a database server.
 test-reliability: install
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+# Service vs floor under load (gunicorn + workers, a fresh PostgreSQL database, embedded Redis, wrk);
+# a few minutes. BENCH_DATABASE_URL names the server; BENCH_ARGS passes options (--quick, --only …).
+BENCH_DATABASE_URL ?= $(PG_URL)
+BENCH_ARGS ?=
+bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

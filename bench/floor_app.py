@@ -1,0 +1,138 @@
+"""The floor for the HTTP workloads: the bare stack doing the same work with no application logic.
+
+``POST /api/orders`` parses the same JSON (floats as ``Decimal``), inserts one order row and one
+item row with SQLAlchemy Core into the service's own tables in one transaction, sends the same
+Celery message (``send_task`` of the checkout task to the ``payments`` queue) and answers 201.
+``GET /api/orders/{id}`` selects the order and its items by id on an ``AUTOCOMMIT`` engine.
+No auth, no validation, no stock reservation, no history or job rows, no idempotency: what the
+service spends beyond this is the price of those, which is what the ratio shows.
+
+The paths are the service's, so the same wrk scripts drive both. Run under the same gunicorn
+settings as the service: ``gunicorn --config python:config.gunicorn 'bench.floor_app:get_app()'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import falcon
+import msgspec
+from celery import Celery
+from sqlalchemy import Engine, create_engine, insert, select
+
+from models import Order, OrderItem
+
+CHECKOUT_TASK = "orders.open_checkout"
+CHECKOUT_QUEUE = "payments"
+
+_orders = Order.__table__
+_items = OrderItem.__table__
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(13)}"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class FloorOrders:
+    def __init__(self, write: Engine, celery: Celery) -> None:
+        self.write = write
+        self.celery = celery
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = json.loads(req.bounded_stream.read(), parse_float=Decimal)
+        item = body["items"][0]
+        now = datetime.now(UTC)
+        order_id, item_id, task_id = _id("ord"), _id("item"), _id("task")
+        total = Decimal(item["price"]) * int(item["quantity"])
+        with self.write.begin() as conn:
+            conn.execute(
+                insert(_orders),
+                {
+                    "id": order_id,
+                    "customer_id": body["customerId"],
+                    "status": "pending_payment",
+                    "payment_status": "unpaid",
+                    "payment_method": body["paymentMethod"],
+                    "payment_gateway_id": body["paymentGatewayId"],
+                    "total_amount": total,
+                    "currency": "USD",
+                    "item_count": 1,
+                    "version": 1,
+                    "hold_expires_at": now + timedelta(minutes=30),
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            conn.execute(
+                insert(_items),
+                {
+                    "id": item_id,
+                    "order_id": order_id,
+                    "position": 0,
+                    "offer_id": item["offerId"],
+                    "quantity": int(item["quantity"]),
+                    "price": Decimal(item["price"]),
+                    "status": "pending",
+                },
+            )
+        self.celery.send_task(CHECKOUT_TASK, args=[task_id], task_id=task_id, queue=CHECKOUT_QUEUE)
+        resp.status = falcon.HTTP_201
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _encoder.encode(
+            {"orderId": order_id, "status": "pending_payment", "totalAmount": total, "taskId": task_id}
+        )
+
+
+class FloorOrder:
+    def __init__(self, read: Engine) -> None:
+        self.read = read
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
+        with self.read.connect() as conn:
+            order = conn.execute(select(_orders).where(_orders.c.id == order_id)).mappings().first()
+            if order is None:
+                raise falcon.HTTPNotFound()
+            items = conn.execute(
+                select(_items).where(_items.c.order_id == order_id).order_by(_items.c.position)
+            ).mappings()
+            body: dict[str, Any] = {
+                "id": order["id"],
+                "customerId": order["customer_id"],
+                "status": order["status"],
+                "items": [
+                    {"id": i["id"], "offerId": i["offer_id"], "quantity": i["quantity"], "price": i["price"]}
+                    for i in items
+                ],
+                "totalAmount": order["total_amount"],
+                "currency": order["currency"],
+                "createdAt": _iso(order["created_at"]),
+            }
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _encoder.encode(body)
+
+
+def create_app(database_url: str, redis_url: str, *, pool_size: int = 8) -> falcon.App:
+    """Engines and the Celery app are built here, per gunicorn worker, never at import time."""
+    write = create_engine(database_url, pool_size=pool_size, max_overflow=8)
+    read = create_engine(database_url, pool_size=pool_size, max_overflow=8, isolation_level="AUTOCOMMIT")
+    celery = Celery("floor", broker=redis_url, set_as_current=False)
+    celery.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
+    app = falcon.App()
+    app.add_route("/api/orders", FloorOrders(write, celery))
+    app.add_route("/api/orders/{order_id}", FloorOrder(read))
+    return app
+
+
+def get_app() -> falcon.App:
+    """Gunicorn entry point: the same ``DATABASE_URL`` and ``REDIS_URL`` the service reads."""
+    return create_app(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])
