@@ -30,10 +30,11 @@ def download_path(secret_key: str, export_id: str, expires_at: datetime) -> str:
 
 def verify(secret_key: str, export_id: str, expires: str | None, signature: str | None, now: datetime) -> int:
     """The link's expiry (Unix seconds) when the signature is genuine and still valid."""
-    if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+    # isascii(): str.isdigit() also accepts digits such as "²" that int() refuses.
+    if not expires or not signature or not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
         raise Forbidden("The download link is not valid.", details=[{"reason": "missing or malformed signature"}])
     expected = sign(secret_key, export_id, int(expires))
-    if not hmac.compare_digest(expected, signature.lower()):
+    if not hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8", "replace")):
         raise Forbidden("The download link is not valid.", details=[{"reason": "signature mismatch"}])
     if int(expires) <= now.timestamp():
         expired_at = datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -229,3 +229,16 @@ def test_odata_filter_goes_through_the_adapter():
 def test_filters_round_trip_through_job_args():
     filters = ExportFilters("completed", date(2026, 1, 1), date(2026, 6, 2), "cust_1", None, "createdAt desc")
     assert ExportFilters.from_args(filters.as_args()) == filters
+
+
+@pytest.mark.parametrize(
+    ("expires", "signature"), [("²", "ab"), ("167", "\u00b2+\u00da\U0010b2bc"), ("1" * 13, "00"), ("", "")]
+)
+def test_non_ascii_or_odd_link_parts_are_403_not_500(expires, signature):
+    from datetime import UTC, datetime
+
+    from services.errors import Forbidden
+    from services.exports import signing
+
+    with pytest.raises(Forbidden):
+        signing.verify("secret", "exp_x", expires, signature, datetime.now(UTC))
