@@ -14,3 +14,5 @@ timeout = 60
 graceful_timeout = 20
 keepalive = 5
 accesslog = None
+# The longest request line gunicorn accepts (its maximum); longer ones get gunicorn's own 414.
+limit_request_line = 8190

@@ -44,7 +44,7 @@ def test_every_operation_conforms_to_the_document(settings, admin, tmp_path):
                 "--request-timeout",
                 "10",
                 "--max-time",
-                "240",
+                "100",
                 "--no-color" if False else "--warnings=off",
             ],
             capture_output=True,
