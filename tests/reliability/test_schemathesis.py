@@ -45,7 +45,7 @@ def test_every_operation_conforms_to_the_document(settings, admin, tmp_path):
                 "10",
                 "--max-time",
                 "100",
-                "--no-color" if False else "--warnings=off",
+                "--warnings=off",
             ],
             capture_output=True,
             text=True,
