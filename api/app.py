@@ -16,6 +16,7 @@ from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.health import HealthResource, ReadyResource
 from api.resources.keys import KeyResource, KeysResource
+from api.resources.lifecycle import BulkCancelResource, OrderItemsResource, OrderStatesResource, OrderStatusResource
 from api.resources.offers import OfferResource
 from api.resources.orders import OrderResource, OrdersResource
 from api.resources.tasks import TaskResource
@@ -57,7 +58,11 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/healthz", HealthResource())
     app.add_route("/readyz", ReadyResource(deps))
     app.add_route("/api/orders", OrdersResource(deps))
+    app.add_route("/api/orders/items", OrderItemsResource(deps))
+    app.add_route("/api/orders/bulk-cancel", BulkCancelResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
+    app.add_route("/api/orders/{order_id}/status", OrderStatusResource(deps))
+    app.add_route("/api/meta/order-states", OrderStatesResource())
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
     app.add_route("/api/keys", KeysResource(deps))

@@ -7,6 +7,8 @@ move a job through ``queued → running → succeeded | failed`` with the functi
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +25,13 @@ from services.principal import Principal
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINISHED = (SUCCEEDED, FAILED)
 
+# Parent job types whose children are gathered into the parent's result by the last child to
+# finish: type -> "module:function(session, parent_job) -> result". Named, not imported, so the
+# job service depends on no use case.
+GATHERERS: dict[str, str] = {
+    "bulk_cancel": "services.bulk_cancel:gather_results",
+}
+
 
 @dataclass(frozen=True)
 class JobRef:
@@ -31,6 +40,19 @@ class JobRef:
     job_id: str
     task_name: str
     queue: str
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job handler may return instead of a bare result.
+
+    ``send``: jobs its transaction queued (refunds, children), sent by the runner after commit.
+    ``finished=False``: the job stays ``running`` (a parent whose children will finish it).
+    """
+
+    result: Any = None
+    send: Sequence[JobRef] = ()
+    finished: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,7 @@ def add_job(
     order_id: str | None = None,
     request_id: str | None = None,
     customer_id: str | None = None,
+    progress_total: int = 0,
 ) -> JobRef:
     """Insert a ``queued`` job in the caller's transaction."""
     job = Job(
@@ -75,7 +98,7 @@ def add_job(
         order_id=order_id,
         state=QUEUED,
         progress_current=0,
-        progress_total=0,
+        progress_total=progress_total,
         request_id=request_id,
         send_count=0,
         attempts=0,
@@ -135,10 +158,15 @@ def claim_job(db: Database, job_id: str) -> ClaimedJob | None:
         return ClaimedJob(job.id, job.type, dict(job.args), job.request_id, job.state, job.attempts)
 
 
-def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
-    """Record the outcome once; a second finish of the same job is ignored."""
+def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
+    """Record the outcome once; a second finish of the same job is ignored (returns False).
+
+    A child job counts itself into its parent's progress in the same transaction, so each child
+    is counted exactly once however often its message is delivered; the child that brings the
+    count to the total gathers every child's outcome into the parent's result.
+    """
     with db.transaction() as session:
-        session.execute(
+        row = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state.not_in(FINISHED))
             .values(
@@ -147,7 +175,37 @@ def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str
                 error=error,
                 finished_at=utcnow(),
             )
-        )
+            .returning(Job.parent_id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            return False
+        if row.parent_id is not None:
+            _count_child(session, row.parent_id)
+        return True
+
+
+def _count_child(session: Session, parent_id: str) -> None:
+    """One more child done: an atomic increment; the one that completes the set finalizes the parent."""
+    counted = session.execute(
+        update(Job)
+        .where(Job.id == parent_id)
+        .values(progress_current=Job.progress_current + 1)
+        .returning(Job.progress_current, Job.progress_total, Job.type)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if counted is None or counted.progress_current < counted.progress_total:
+        return
+    parent = session.get(Job, parent_id)
+    assert parent is not None
+    module_name, _, function_name = GATHERERS[counted.type].partition(":")
+    gather = getattr(importlib.import_module(module_name), function_name)
+    session.execute(
+        update(Job)
+        .where(Job.id == parent_id, Job.state.not_in(FINISHED))
+        .values(state=SUCCEEDED, result=gather(session, parent), finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def set_progress(db: Database, job_id: str, current: int, total: int) -> None:
@@ -172,8 +230,15 @@ def stale_queued_jobs(db: Database, older_than: timedelta, limit: int = 500) -> 
     return [JobRef(job_id=row.id, task_name=row.task_name, queue=row.queue) for row in rows]
 
 
-def note_resent(db: Database, job_ids: list[str]) -> None:
+def note_resent(db: Database, job_ids: list[str], chunk: int = 1000) -> None:
     if not job_ids:
         return
+    now = utcnow()
     with db.transaction() as session:
-        session.execute(update(Job).where(Job.id.in_(job_ids)).values(send_count=Job.send_count + 1, sent_at=utcnow()))
+        for start in range(0, len(job_ids), chunk):
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(job_ids[start : start + chunk]))
+                .values(send_count=Job.send_count + 1, sent_at=now)
+                .execution_options(synchronize_session=False)
+            )

@@ -1,6 +1,8 @@
 """The one way a task runs a job: claim, run the service, record the outcome.
 
-Redelivered messages for finished jobs do nothing. Domain errors finish the job as failed with
+Redelivered messages for finished jobs do nothing. A handler may return a
+:class:`services.jobs.JobOutcome` to have follow-up jobs sent after its commit, or to leave its job
+running for children to finish. Domain errors finish the job as failed with
 their code; transient errors retry with exponential backoff, and after the last retry the job
 fails rather than staying ``running`` forever.
 """
@@ -17,7 +19,8 @@ from sqlalchemy.exc import OperationalError
 
 from models import Database
 from services.errors import DomainError, TransientError
-from services.jobs import claim_job, finish_job
+from services.jobs import JobOutcome, claim_job, finish_job, note_resent
+from tasks.dispatch import TaskSender
 from workers import runtime
 
 log = structlog.get_logger(__name__)
@@ -59,7 +62,15 @@ def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
             )
             log.error("job crashed", error=repr(exc))
             return
-        finish_job(db, job_id, result=result)
-        log.info("job succeeded")
+        outcome = result if isinstance(result, JobOutcome) else JobOutcome(result)
+        if outcome.finished:
+            finish_job(db, job_id, result=outcome.result)
+            log.info("job succeeded")
+        else:
+            log.info("job waiting for its children")
+        if outcome.send:
+            # After the handler's commit: jobs it queued (refunds, children) go out now; any the
+            # broker refuses stay ``queued`` for the relay.
+            note_resent(db, TaskSender(task.app).send_all(outcome.send, request_id=claimed.request_id))
     finally:
         structlog.contextvars.unbind_contextvars("job_type")

@@ -12,7 +12,7 @@ from config.settings import Settings
 from workers import runtime
 from workers.queues import ALL_QUEUES, MAINTENANCE
 
-TASK_MODULES = ["tasks.checkout", "tasks.maintenance"]
+TASK_MODULES = ["tasks.checkout", "tasks.maintenance", "tasks.orders"]
 
 # Longest task time limit (exports) is an hour; a message not acked within the visibility
 # timeout is delivered again, so this must stay above every time limit.

@@ -1,0 +1,140 @@
+"""The order lifecycle over HTTP: status changes, item actions, bulk cancel, and the lifecycle itself."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.deps import Deps
+from api.openapi import responses, spec
+from api.render import etag
+from api.schemas import (
+    AcceptedOut,
+    BulkCancelIn,
+    BulkCancelOut,
+    ErrorOut,
+    ItemsIn,
+    ItemsOut,
+    OrderStatesOut,
+    StatusIn,
+    StatusOut,
+)
+from api.timefmt import iso
+from api.validation import parse_body
+from services import lifecycle
+from services.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
+from services.items import ItemAction, act_on_items
+from services.transitions import change_status, parse_if_match
+
+
+class OrderStatusResource:
+    """``PATCH /api/orders/{id}/status`` (admin, ops; a customer key is 403 before any lookup)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(
+        json=StatusIn, resp=responses(HTTP_200=StatusOut, HTTP_412=ErrorOut), tags=["lifecycle"], skip_validation=True
+    )
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
+        """Move an order along its lifecycle. ``If-Match: "<version>"`` makes a stale version 412
+        ``PRECONDITION_FAILED`` (``details[0].currentVersion``); without it, concurrent changes are
+        applied one after another, each checked against the lifecycle. A forbidden or unknown
+        status (including the current one) is 400 ``INVALID_STATUS`` with ``currentStatus`` and
+        ``allowedTransitions``."""
+        body = parse_body(req, StatusIn)
+        changed = change_status(
+            self.deps.db,
+            req.context.principal,
+            order_id,
+            body.status,
+            reason=body.reason,
+            if_match=parse_if_match(req.get_header("If-Match")),
+            request_id=req.context.request_id,
+        )
+        self.deps.sender.send_all(changed.jobs, request_id=req.context.request_id)
+        resp.set_header("ETag", etag(changed.version))
+        resp.media = {
+            "id": changed.id,
+            "status": changed.status,
+            "updatedAt": iso(changed.updated_at),
+            "version": changed.version,
+        }
+
+
+class OrderItemsResource:
+    """``POST /api/orders/items``: cancel or verify items, all or nothing."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(json=ItemsIn, resp=responses(HTTP_200=ItemsOut), tags=["lifecycle"], skip_validation=True)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Cancel or verify items of one order. One unknown item (400 ``ITEM_NOT_FOUND``) or one
+        action the item lifecycle forbids (400 ``INVALID_STATUS``) changes nothing; ``details``
+        names each offending item. Cancelling items releases their stock, recomputes
+        ``totalAmount`` and refunds their share when paid; cancelling the last live item cancels the
+        order. Repeating an action already applied is a no-op. Customers act on their own orders."""
+        body = parse_body(req, ItemsIn)
+        changed = act_on_items(
+            self.deps.db,
+            req.context.principal,
+            body.orderId,
+            [ItemAction(i.itemId, i.action, i.reason) for i in body.items],
+            request_id=req.context.request_id,
+        )
+        self.deps.sender.send_all(changed.jobs, request_id=req.context.request_id)
+        resp.set_header("ETag", etag(changed.version))
+        resp.media = {
+            "orderId": changed.order_id,
+            "items": [{"itemId": item_id, "status": status} for item_id, status in changed.items],
+            "orderStatus": changed.order_status,
+            "totalAmount": changed.total_amount,
+            "version": changed.version,
+        }
+
+
+class BulkCancelResource:
+    """``POST /api/orders/bulk-cancel``: one cancellation task per order, gathered by a parent task."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(
+        json=BulkCancelIn,
+        resp=responses(HTTP_202=AcceptedOut, HTTP_200=BulkCancelOut),
+        tags=["lifecycle"],
+        skip_validation=True,
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Cancel up to 10,000 orders (more is 413 ``PAYLOAD_TOO_LARGE``). Answers 202 with the task;
+        its result is ``{"cancelled", "failed", "results"}``, one entry per distinct id in request
+        order: ``{"orderId", "status": "cancelled"}`` (already cancelled counts) or ``{"orderId",
+        "error": {"code", "message", "details"}}`` (``ORDER_NOT_FOUND``, ``INVALID_STATUS``).
+        ``?dryRun=true`` answers 200 at once with the same shape plus ``dryRun`` and each order's
+        ``currentStatus``, changing nothing. Customers' keys reach only their own orders (others'
+        ids fail ``ORDER_NOT_FOUND``)."""
+        body = parse_body(req, BulkCancelIn)
+        principal = req.context.principal
+        if req.get_param_as_bool("dryRun", default=False):
+            resp.media = plan_bulk_cancel(self.deps.db, principal, body.orderIds)
+            return
+        job = start_bulk_cancel(
+            self.deps.db, principal, body.orderIds, reason=body.reason, request_id=req.context.request_id
+        )
+        self.deps.sender.send(job, request_id=req.context.request_id)
+        status_path = f"/api/tasks/{job.job_id}"
+        resp.status = falcon.HTTP_202
+        resp.location = status_path
+        resp.media = {"taskId": job.job_id, "statusUrl": f"{req.prefix}{status_path}"}
+
+
+class OrderStatesResource:
+    """``GET /api/meta/order-states``: the lifecycle as data (public)."""
+
+    public = True
+
+    @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True)
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Order and item statuses, each with the statuses it may move to, and the item actions."""
+        resp.cache_control = ["public", "max-age=3600"]
+        resp.media = lifecycle.describe()
