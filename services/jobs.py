@@ -8,18 +8,18 @@ move a job through ``queued → running → succeeded | failed`` with the functi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Job
 from models.ids import new_id
 from models.types import utcnow
-from services.errors import TaskNotFound
+from services.errors import DomainError, TaskNotFound
 from services.principal import Principal
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
@@ -159,30 +159,81 @@ def claim_job(db: Database, job_id: str) -> ClaimedJob | None:
 
 
 def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
-    """Record the outcome once; a second finish of the same job is ignored (returns False).
+    """Record the outcome once; a second finish of the same job is ignored (returns False)."""
+    with db.transaction() as session:
+        return _finish_in(session, job_id, result=result, error=error)
+
+
+def _finish_in(session: Session, job_id: str, *, result: Any, error: dict[str, Any] | None) -> bool:
+    """Finish a job in the caller's transaction, exactly once.
 
     A child job counts itself into its parent's progress in the same transaction, so each child
     is counted exactly once however often its message is delivered; the child that brings the
     count to the total gathers every child's outcome into the parent's result.
     """
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.not_in(FINISHED))
+        .values(
+            state=FAILED if error is not None else SUCCEEDED,
+            result=result,
+            error=error,
+            finished_at=utcnow(),
+        )
+        .returning(Job.parent_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return False
+    if row.parent_id is not None:
+        _count_child(session, row.parent_id)
+    return True
+
+
+@dataclass(frozen=True)
+class AtomicRun:
+    """What :func:`run_atomically` did: ``missing``, ``skipped`` (already finished) or ``finished``."""
+
+    state: str
+    outcome: JobOutcome
+    error: dict[str, Any] | None = None
+    request_id: str | None = None
+    job_type: str | None = None
+
+
+AtomicWork = Callable[[Session, dict[str, Any]], Any]
+
+
+def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
+    """Claim the job, do its work and record its outcome in one transaction.
+
+    The work's effects and the job's ``finished`` state commit together, so a redelivered message
+    finds the job finished and does nothing (and a child is counted into its parent once). A domain
+    error rolls the work back to a savepoint and records the failure; any other exception rolls
+    everything back and propagates (the job stays as it was: the caller retries or fails it).
+    """
     with db.transaction() as session:
-        row = session.execute(
+        claimed = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state.not_in(FINISHED))
-            .values(
-                state=FAILED if error is not None else SUCCEEDED,
-                result=result,
-                error=error,
-                finished_at=utcnow(),
-            )
-            .returning(Job.parent_id)
+            .values(state=RUNNING, attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, utcnow()))
+            .returning(Job.args, Job.request_id, Job.type)
             .execution_options(synchronize_session=False)
         ).first()
-        if row is None:
-            return False
-        if row.parent_id is not None:
-            _count_child(session, row.parent_id)
-        return True
+        if claimed is None:
+            row = session.execute(select(Job.request_id, Job.type).where(Job.id == job_id)).first()
+            if row is None:
+                return AtomicRun("missing", JobOutcome())
+            return AtomicRun("skipped", JobOutcome(), request_id=row.request_id, job_type=row.type)
+        error = None
+        try:
+            with session.begin_nested():
+                value = work(session, dict(claimed.args))
+            outcome = value if isinstance(value, JobOutcome) else JobOutcome(value)
+        except DomainError as exc:
+            error, outcome = exc.as_dict(), JobOutcome()
+        _finish_in(session, job_id, result=outcome.result, error=error)
+        return AtomicRun("finished", outcome, error, claimed.request_id, claimed.type)
 
 
 def _count_child(session: Session, parent_id: str) -> None:

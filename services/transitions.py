@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -139,8 +139,8 @@ def transition_order(
         set_item_status(session, live_items(session, order.id), lifecycle.ITEM_FULFILLED)
 
     bump_version(session, order, now, status=to_status)
-    session.add(
-        StatusHistory(
+    session.execute(
+        insert(StatusHistory).values(
             order_id=order.id,
             from_status=from_status,
             to_status=to_status,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from services.bulk_cancel import cancel_one, fan_out
-from tasks.runner import run_job
+from services.bulk_cancel import cancel_in, fan_out
+from tasks.runner import run_job, run_job_atomically
 
 
 @shared_task(name="orders.bulk_cancel", bind=True, max_retries=5)
@@ -15,4 +15,4 @@ def bulk_cancel(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the ta
 
 @shared_task(name="orders.cancel_order", bind=True, max_retries=5)
 def cancel_order(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
-    run_job(self, job_id, cancel_one)
+    run_job_atomically(self, job_id, cancel_in)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from models import Database
 from services.errors import DomainError, TransientError
-from services.jobs import JobOutcome, claim_job, finish_job, note_resent
+from services.jobs import AtomicWork, JobOutcome, claim_job, finish_job, note_resent, run_atomically
 from tasks.dispatch import TaskSender
 from workers import runtime
 
@@ -72,5 +72,43 @@ def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
             # After the handler's commit: jobs it queued (refunds, children) go out now; any the
             # broker refuses stay ``queued`` for the relay.
             note_resent(db, TaskSender(task.app).send_all(outcome.send, request_id=claimed.request_id))
+    finally:
+        structlog.contextvars.unbind_contextvars("job_type")
+
+
+def run_job_atomically(task: Task, job_id: str, work: AtomicWork) -> None:
+    """Like :func:`run_job` for work that takes the job's own transaction (see
+    :func:`services.jobs.run_atomically`): claim, work and outcome commit together."""
+    db = runtime.database()
+    try:
+        run = run_atomically(db, job_id, work)
+    except TRANSIENT as exc:
+        if task.request.retries < (task.max_retries or 0):
+            log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
+            raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
+        finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
+        log.error("transient failure; retries exhausted", error=repr(exc))
+        return
+    except Exception as exc:
+        logging.getLogger(__name__).exception("job crashed")
+        finish_job(
+            db, job_id, error={"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
+        )
+        log.error("job crashed", error=repr(exc))
+        return
+    if run.state == "missing":
+        log.warning("job not found; message dropped", job_id=job_id)
+        return
+    structlog.contextvars.bind_contextvars(request_id=run.request_id, task_id=job_id, job_type=run.job_type)
+    try:
+        if run.state == "skipped":
+            log.info("job already finished; redelivery ignored")
+            return
+        if run.error is not None:
+            log.info("job failed", code=run.error["code"])
+        else:
+            log.info("job succeeded")
+        if run.outcome.send:
+            note_resent(db, TaskSender(task.app).send_all(run.outcome.send, request_id=run.request_id))
     finally:
         structlog.contextvars.unbind_contextvars("job_type")
