@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: install migrate run test test-sqlite test-pg lint clean
+.PHONY: install browser migrate run test test-sqlite test-pg lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# Headless Chromium for the browser tests (skipped with a message where it cannot be installed).
+browser:
+	-bash scripts/install-test-browser.sh
+
 migrate: install
 	$(BIN)/python manage.py migrate
 
@@ -25,13 +29,13 @@ run: install
 	$(BIN)/python manage.py run
 
 # The suite on the database DATABASE_URL names (a fresh SQLite file when unset).
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-sqlite: install
+test-sqlite: install browser
 	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-pg: install
+test-pg: install browser
 	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -19,21 +19,32 @@ from api.resources.keys import KeyResource, KeysResource
 from api.resources.lifecycle import BulkCancelResource, OrderItemsResource, OrderStatesResource, OrderStatusResource
 from api.resources.offers import OfferResource
 from api.resources.orders import OrderResource, OrdersResource
+from api.resources.payments import (
+    CheckoutCancelledResource,
+    CheckoutCompleteResource,
+    CheckoutRedirectResource,
+    PaymentResource,
+    WebhookResource,
+)
+from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
 from api.resources.tasks import TaskResource
 from config.logging import configure_logging
 from config.settings import Settings
 from models import Database
+from services.gateways import Gateways
 from tasks.dispatch import make_sender
 
 
 def build_deps(settings: Settings) -> Deps:
+    db = Database.connect(settings)
     return Deps(
         settings=settings,
-        db=Database.connect(settings),
+        db=db,
         sender=make_sender(settings),
         broker=redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
         ),
+        gateways=Gateways(settings, db),
     )
 
 
@@ -60,9 +71,16 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/orders", OrdersResource(deps))
     app.add_route("/api/orders/items", OrderItemsResource(deps))
     app.add_route("/api/orders/bulk-cancel", BulkCancelResource(deps))
+    app.add_route("/api/orders/payment", PaymentResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
     app.add_route("/api/orders/{order_id}/status", OrderStatusResource(deps))
+    app.add_route("/api/orders/{order_id}/checkout", CheckoutRedirectResource(deps))
+    app.add_route("/api/orders/{order_id}/checkout/complete", CheckoutCompleteResource(deps))
+    app.add_route("/api/orders/{order_id}/checkout/cancelled", CheckoutCancelledResource(deps))
+    app.add_route("/api/payments/webhooks/{gateway_id}", WebhookResource(deps))
     app.add_route("/api/meta/order-states", OrderStatesResource())
+    app.add_route("/sandbox/checkout/{session_id}", SandboxCheckoutPageResource(deps))
+    app.add_route("/sandbox/checkout/{session_id}/{decision}", SandboxCheckoutActionResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
     app.add_route("/api/keys", KeysResource(deps))

@@ -8,6 +8,7 @@ import redis
 
 from config.settings import Settings
 from models import Database
+from services.gateways import Gateways
 from tasks.dispatch import TaskSender
 
 
@@ -17,3 +18,4 @@ class Deps:
     db: Database
     sender: TaskSender
     broker: redis.Redis
+    gateways: Gateways

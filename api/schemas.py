@@ -50,6 +50,45 @@ class CreateOrderIn(Strict):
     paymentGatewayId: Identifier
 
 
+PAYMENT_ACTIONS = ("process", "authorize", "capture", "void", "refund")
+
+
+class PaymentDetailsIn(Strict):
+    method: Literal[PAYMENT_METHODS]  # type: ignore[valid-type]
+    token: str | None = Field(default=None, min_length=1, max_length=255)
+    amount: MoneyIn | None = None
+
+
+class PaymentIn(Strict):
+    """The brief's payment body; ``token`` and ``amount`` are required for process and authorize."""
+
+    orderId: Identifier
+    action: Literal[PAYMENT_ACTIONS]  # type: ignore[valid-type]
+    paymentDetails: PaymentDetailsIn | None = None
+
+
+class PaymentResultOut(BaseModel):
+    orderId: str
+    paymentStatus: str
+    transactionId: str
+
+
+class AcceptedOut(BaseModel):
+    taskId: str
+    statusUrl: str
+
+
+class WebhookAckOut(BaseModel):
+    received: bool
+    eventId: str
+    status: str
+
+
+class CheckoutPendingOut(BaseModel):
+    orderId: str
+    status: str
+
+
 class CreateOrderOut(BaseModel):
     orderId: str
     status: str
@@ -142,11 +181,6 @@ class BulkCancelOut(BaseModel):
     failed: int
     results: list[dict[str, Any]]
     dryRun: bool | None = None
-
-
-class AcceptedOut(BaseModel):
-    taskId: str
-    statusUrl: str
 
 
 class LifecycleStateOut(BaseModel):

@@ -15,6 +15,9 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
 
+# Gateway id -> adapter and its credentials. ``adapter`` is ``sandbox`` or ``stripe``; a stripe entry
+# takes ``api_key``, ``webhook_secret`` and optionally ``api_base`` (a stand-in server in tests).
+# A gateway without ``webhook_secret`` signs with one derived from ``SECRET_KEY`` and its id.
 DEFAULT_GATEWAYS: dict[str, dict[str, str]] = {
     "stripe_1": {"adapter": "sandbox"},
     "sandbox": {"adapter": "sandbox"},
@@ -55,6 +58,16 @@ class Settings:
     task_time_limit_seconds: int = 360
     relay_interval_seconds: int = 15
     relay_grace_seconds: int = 30
+    # Where browsers and gateways reach this service (hosted checkout pages, return and webhook URLs).
+    public_base_url: str = "http://127.0.0.1:8000"
+    # A message not acked within this many seconds is delivered again (see workers/app.py).
+    broker_visibility_timeout_seconds: int = 2 * 3600
+    # The sandbox gateway sleeps this long inside every charge call (tests kill a worker there).
+    sandbox_pause_seconds: float = 0.0
+    # Signed webhooks older than this are refused (Stripe's default tolerance).
+    webhook_tolerance_seconds: int = 300
+    # A charge left pending (outcome unknown) is asked about again after this long.
+    reconcile_after_seconds: int = 300
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -79,6 +92,13 @@ class Settings:
             db_pool_size=_env_int(env, "DB_POOL_SIZE", base.db_pool_size),
             relay_interval_seconds=_env_int(env, "RELAY_INTERVAL_SECONDS", base.relay_interval_seconds),
             relay_grace_seconds=_env_int(env, "RELAY_GRACE_SECONDS", base.relay_grace_seconds),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or base.public_base_url).rstrip("/"),
+            broker_visibility_timeout_seconds=_env_int(
+                env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", base.broker_visibility_timeout_seconds
+            ),
+            sandbox_pause_seconds=float(env.get("SANDBOX_PAUSE_SECONDS") or base.sandbox_pause_seconds),
+            webhook_tolerance_seconds=_env_int(env, "WEBHOOK_TOLERANCE_SECONDS", base.webhook_tolerance_seconds),
+            reconcile_after_seconds=_env_int(env, "RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds),
             log_level=env.get("LOG_LEVEL", base.log_level).upper(),
             log_json=env.get("LOG_FORMAT", "json") != "console",
         )

@@ -7,5 +7,19 @@ from models.idempotency import IdempotencyRecord
 from models.jobs import Job
 from models.offers import Offer
 from models.orders import Order, OrderItem, StatusHistory
+from models.payments import Payment, SandboxLedgerEntry, WebhookEvent
 
-__all__ = ["ApiKey", "Base", "Database", "IdempotencyRecord", "Job", "Offer", "Order", "OrderItem", "StatusHistory"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Database",
+    "IdempotencyRecord",
+    "Job",
+    "Offer",
+    "Order",
+    "OrderItem",
+    "Payment",
+    "SandboxLedgerEntry",
+    "StatusHistory",
+    "WebhookEvent",
+]

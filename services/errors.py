@@ -63,6 +63,13 @@ class PaymentDeclined(DomainError):
     default_message = "Payment processing failed."
 
 
+class WebhookRejected(DomainError):
+    """A webhook whose signature is missing or wrong, or whose timestamp is outside the tolerance."""
+
+    code = "INVALID_SIGNATURE"
+    default_message = "The webhook signature could not be verified."
+
+
 class TaskNotFound(DomainError):
     code = "TASK_NOT_FOUND"
     default_message = "Task does not exist."

@@ -29,12 +29,16 @@ ITEM_TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 # Payment status of an order, as clients read it beside the order status.
 PAYMENT_UNPAID = "unpaid"
-PAYMENT_CAPTURED = "captured"
+PAYMENT_PENDING = "pending"  # a charge whose outcome is not known yet (left for reconciliation)
+PAYMENT_AUTHORIZED = "authorized"
+PAYMENT_COMPLETED = "completed"
+PAYMENT_FAILED = "failed"
+PAYMENT_VOIDED = "voided"
 PAYMENT_PARTIALLY_REFUNDED = "partially_refunded"
 PAYMENT_REFUNDED = "refunded"
-# Payment statuses meaning the gateway holds captured money that a cancellation must give back
-# ("completed" is the brief's word for a finished charge; the payments work may use either).
-MONEY_CAPTURED = frozenset({PAYMENT_CAPTURED, "completed", "paid", PAYMENT_PARTIALLY_REFUNDED})
+
+# Payment statuses in which captured money is held for the order (what a refund can give back).
+PAYMENT_CAPTURED_STATUSES: tuple[str, ...] = (PAYMENT_COMPLETED, PAYMENT_PARTIALLY_REFUNDED)
 
 INITIAL_ORDER_STATUS = PENDING_PAYMENT
 INITIAL_ITEM_STATUS = ITEM_PENDING
@@ -75,7 +79,8 @@ def item_transition_allowed(current: str, target: str) -> bool:
 
 
 def money_captured(payment_status: str) -> bool:
-    return payment_status in MONEY_CAPTURED
+    """Whether the order holds captured money (what a cancellation or refund gives back)."""
+    return payment_status in PAYMENT_CAPTURED_STATUSES
 
 
 def describe() -> dict[str, object]:

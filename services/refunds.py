@@ -1,8 +1,9 @@
 """The one call site through which the lifecycle asks for money back.
 
-Transitions call :func:`queue_refund` inside their own transaction; it writes a refund job (the
-payments work runs it on the ``payments`` queue) only when the order holds captured money, and the
-caller sends the job's message after commit.
+Transitions call :func:`queue_refund` inside their own transaction; when the order holds captured
+money it records a ``refund`` payment attempt against the order's charge and its job on the
+``payments`` queue (``services.payments.queue_refund_in``; the payments task calls the gateway
+with the attempt's idempotency key), and the caller sends the job's message after commit.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from models import Order
-from services import lifecycle
-from services.jobs import JobRef, add_job
+from services import lifecycle, payments
+from services.jobs import JobRef
 from services.money import to_money
 from services.principal import Principal
-
-REFUND_TASK = "payments.refund"
-REFUND_QUEUE = "payments"
 
 
 def queue_refund(
@@ -26,7 +24,7 @@ def queue_refund(
     order: Order,
     amount: Decimal,
     *,
-    reason: str | None,
+    reason: str | None,  # recorded in the status history by the caller
     principal: Principal,
     request_id: str | None,
 ) -> JobRef | None:
@@ -34,14 +32,5 @@ def queue_refund(
     amount = to_money(amount)
     if amount <= 0 or not lifecycle.money_captured(order.payment_status):
         return None
-    return add_job(
-        session,
-        job_type="refund",
-        task_name=REFUND_TASK,
-        queue=REFUND_QUEUE,
-        args={"orderId": order.id, "amount": str(amount), "reason": reason or "order cancelled"},
-        owner=principal,
-        order_id=order.id,
-        request_id=request_id,
-        customer_id=order.customer_id,
-    )
+    queued = payments.queue_refund_in(session, order, amount, principal=principal, request_id=request_id)
+    return queued.job if queued is not None else None

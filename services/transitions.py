@@ -119,9 +119,14 @@ def transition_order(
     reason: str | None,
     principal: Principal,
     request_id: str | None,
+    actor: str | None = None,
     now: datetime | None = None,
 ) -> Transition:
-    """Move a locked order to ``to_status``, with its history row and side effects."""
+    """Move a locked order to ``to_status``, with its history row and side effects.
+
+    ``principal`` owns any job the side effects queue; ``actor`` (default: the principal's) names
+    who changed the status in the history (``gateway:sandbox`` for a payment confirmation).
+    """
     if not lifecycle.order_transition_allowed(order.status, to_status):
         raise invalid_transition(order, to_status)
     now = now or utcnow()
@@ -145,7 +150,7 @@ def transition_order(
             from_status=from_status,
             to_status=to_status,
             reason=reason,
-            actor=principal.actor,
+            actor=actor or principal.actor,
             request_id=request_id,
             version=order.version,
             created_at=now,

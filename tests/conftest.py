@@ -13,15 +13,17 @@ from falcon import testing
 
 from api.app import build_deps, create_app
 from api.deps import Deps
-from config.settings import Settings
+from config.settings import DEFAULT_GATEWAYS, Settings
 from models.migrate import upgrade
 from services.keys import IssuedKey, issue_key
 from services.offers import upsert_offer
 from tests.support.databases import fresh_database
+from tests.support.live_server import LiveServer
 from tests.support.polling import wait_for
 from tests.support.processes import start_worker, stop_process
+from tests.support.stripe_standin import StripeStandIn
 from workers.app import create_celery_app
-from workers.embedded_redis import EmbeddedRedis
+from workers.embedded_redis import EmbeddedRedis, free_port
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,18 @@ def database_url(run_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+def stripe_standin() -> Iterator[StripeStandIn]:
+    """Stripe's API, as far as the stripe adapter uses it, on a local port."""
+    server = StripeStandIn().start()
+    yield server
+    server.stop()
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_test_standin"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, stripe_standin: StripeStandIn) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -52,6 +65,17 @@ def settings(database_url: str, redis_url: str) -> Settings:
         relay_interval_seconds=2,
         relay_grace_seconds=3,
         log_json=True,
+        # The live server (below) binds this port when a test needs real HTTP.
+        public_base_url=f"http://127.0.0.1:{free_port()}",
+        gateways={
+            **DEFAULT_GATEWAYS,
+            "stripe_test": {
+                "adapter": "stripe",
+                "api_key": "sk_test_standin",
+                "api_base": stripe_standin.url,
+                "webhook_secret": STRIPE_WEBHOOK_SECRET,
+            },
+        },
     )
 
 
@@ -70,6 +94,14 @@ def app(settings: Settings, deps: Deps):  # noqa: ANN201
 @pytest.fixture
 def client(app) -> testing.TestClient:  # noqa: ANN001
     return testing.TestClient(app)
+
+
+@pytest.fixture(scope="session")
+def live_server(app, settings: Settings) -> Iterator[LiveServer]:  # noqa: ANN001
+    """The app over real HTTP at ``settings.public_base_url`` (hosted pages, webhooks, browsers)."""
+    server = LiveServer(app, int(settings.public_base_url.rsplit(":", 1)[1])).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

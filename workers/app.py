@@ -12,11 +12,21 @@ from config.settings import Settings
 from workers import runtime
 from workers.queues import ALL_QUEUES, MAINTENANCE
 
-TASK_MODULES = ["tasks.checkout", "tasks.maintenance", "tasks.orders"]
+TASK_MODULES = ["tasks.checkout", "tasks.maintenance", "tasks.payments", "tasks.orders"]
 
 # Longest task time limit (exports) is an hour; a message not acked within the visibility
-# timeout is delivered again, so this must stay above every time limit.
-VISIBILITY_TIMEOUT_SECONDS = 2 * 3600
+# timeout is delivered again, so ``broker_visibility_timeout_seconds`` (default 2 h) must stay
+# above every time limit. A worker that dies mid-task (SIGKILL, power loss) leaves its message
+# unacked: it is delivered again once the timeout has passed, by any worker's periodic sweep or
+# a starting worker. Tests shorten it for their own workers to see a redelivery quickly.
+RECONCILE_INTERVAL_SECONDS = 60
+
+
+def restore_options(visibility_timeout: int) -> dict[str, int]:
+    """How often kombu sweeps for unacked messages past the timeout (default: every ~100 s)."""
+    interval = min(10, max(1, visibility_timeout // 4))
+    throttle = max(1, min(10, visibility_timeout // (4 * interval)))
+    return {"unacked_restore_interval": interval, "unacked_restore_throttle": throttle}
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -25,6 +35,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "maintenance.relay_queued_jobs",
             "schedule": float(settings.relay_interval_seconds),
             "options": {"queue": MAINTENANCE, "expires": settings.relay_interval_seconds},
+        },
+        "reconcile-payments": {
+            "task": "maintenance.reconcile_payments",
+            "schedule": float(RECONCILE_INTERVAL_SECONDS),
+            "options": {"queue": MAINTENANCE, "expires": RECONCILE_INTERVAL_SECONDS},
         },
     }
 
@@ -50,7 +65,8 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=settings.broker_connect_timeout_seconds,
         broker_transport_options={
-            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            **restore_options(settings.broker_visibility_timeout_seconds),
             "socket_connect_timeout": settings.broker_connect_timeout_seconds,
             "socket_timeout": 10,
             "retry_on_timeout": True,

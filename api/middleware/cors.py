@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, If-Match, X-Request-Id"
-EXPOSED_HEADERS = "Location, ETag, Retry-After, X-Request-Id, Idempotent-Replayed, Preference-Applied"
+EXPOSED_HEADERS = "Location, ETag, Retry-After, X-Request-Id, Idempotent-Replayed, Preference-Applied, Content-Location"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 

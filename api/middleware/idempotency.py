@@ -15,7 +15,7 @@ from models import Database
 from services import idempotency
 from services.idempotency import StoredResponse
 
-REPLAYED_HEADERS = ("Location", "ETag", "Retry-After", "Preference-Applied")
+REPLAYED_HEADERS = ("Location", "ETag", "Retry-After", "Preference-Applied", "Content-Location")
 NOT_STORED = frozenset({409, 429})
 
 

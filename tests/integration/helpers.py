@@ -31,3 +31,82 @@ def wait_task(client: testing.TestClient, task_id: str, headers: dict[str, str],
 
 def error_code(result: testing.Result) -> str:
     return result.json["error"]["code"]
+
+
+def brief_payment(order_id: str, *, token: str = "tok_visa", amount: Any = 99.99, action: str = "process") -> dict:
+    """The brief's payment request for ``order_id``."""
+    return {
+        "orderId": order_id,
+        "action": action,
+        "paymentDetails": {"method": "credit_card", "token": token, "amount": amount},
+    }
+
+
+def place(
+    client: testing.TestClient,
+    headers: dict[str, str],
+    offer_id: str,
+    *,
+    gateway: str = "stripe_1",
+    quantity: int = 1,
+    price: Any = 99.99,
+    customer_id: str | None = None,
+) -> dict[str, Any]:
+    """Create an order through the API; returns the create response body."""
+    from tests.conftest import unique_customer
+
+    request = brief_order(offer_id, customer_id or unique_customer(), quantity=quantity, price=price)
+    request["paymentGatewayId"] = gateway
+    result = client.simulate_post("/api/orders", json=request, headers=headers)
+    assert result.status_code == 201, result.text
+    return result.json
+
+
+def sandbox_charges(db: Any, order_id: str) -> list[Any]:
+    """Charges the sandbox gateway booked for ``order_id`` (declined attempts excluded)."""
+    from sqlalchemy import select
+
+    from models import SandboxLedgerEntry
+
+    with db.reader() as session:
+        return list(
+            session.scalars(
+                select(SandboxLedgerEntry).where(
+                    SandboxLedgerEntry.reference == order_id,
+                    SandboxLedgerEntry.kind == "charge",
+                    SandboxLedgerEntry.status != "declined",
+                )
+            )
+        )
+
+
+def order_row(db: Any, order_id: str) -> Any:
+    from models import Order
+
+    with db.reader() as session:
+        return session.get(Order, order_id)
+
+
+def history_of(db: Any, order_id: str) -> list[tuple[str | None, str]]:
+    from sqlalchemy import select
+
+    from models import StatusHistory
+
+    with db.reader() as session:
+        rows = session.scalars(
+            select(StatusHistory).where(StatusHistory.order_id == order_id).order_by(StatusHistory.id)
+        )
+        return [(row.from_status, row.to_status) for row in rows]
+
+
+def payments_of(db: Any, order_id: str, *, checkout: bool = False) -> list[Any]:
+    """The order's payment attempts (its hosted checkout session's row only when asked)."""
+    from sqlalchemy import select
+
+    from models import Payment
+
+    query = select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at)
+    if not checkout:
+        query = query.where(Payment.action != "checkout")
+    with db.reader() as session:
+        return list(session.scalars(query))

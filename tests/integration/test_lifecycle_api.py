@@ -9,10 +9,11 @@ import pytest
 from falcon import testing
 from sqlalchemy import select
 
-from models import Job, Order, StatusHistory
+from models import Job, Order, Payment, SandboxLedgerEntry, StatusHistory
 from services import lifecycle
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, error_code
+from tests.support.polling import wait_for
 
 PATH_TO = {
     "pending_payment": [],
@@ -344,22 +345,81 @@ def test_customers_act_on_their_own_items_only(client, admin_headers, make_offer
     assert own.status_code == 200 and own.json["items"][0]["status"] == "cancelled"
 
 
-def test_cancelling_after_payment_restocks_and_queues_refunds(client, admin_headers, make_offer, deps):
-    """A captured order: item cancel refunds the item's share; order cancel refunds the rest."""
+def pay(client, headers, order_id, amount) -> None:
+    """Pay an order through the payments API (sandbox gateway, real worker)."""
+    result = client.simulate_post(
+        "/api/orders/payment",
+        json={
+            "orderId": order_id,
+            "action": "process",
+            "paymentDetails": {"method": "credit_card", "token": "tok_visa", "amount": amount},
+        },
+        headers={**headers, "Prefer": "wait=20"},
+    )
+    assert result.status_code == 200 and result.json["paymentStatus"] == "completed", result.text
+
+
+def ledger_refunds(db, order_id) -> list[Decimal]:
+    """Refunds the sandbox gateway booked against the order's charges."""
+    with db.reader() as session:
+        charges = select(SandboxLedgerEntry.id).where(
+            SandboxLedgerEntry.reference == order_id, SandboxLedgerEntry.kind == "charge"
+        )
+        return sorted(
+            session.scalars(
+                select(SandboxLedgerEntry.amount).where(
+                    SandboxLedgerEntry.kind == "refund", SandboxLedgerEntry.parent_id.in_(charges)
+                )
+            )
+        )
+
+
+def test_cancelling_a_paid_order_refunds_through_the_gateway(client, admin_headers, make_offer, deps, worker):
+    """Paid: cancelling an item refunds its share, cancelling the order refunds the rest; the
+    sandbox ledger books both refunds and the order ends fully refunded, stock back on sale."""
     order_id, first, second, (item1, _) = two_item_order(client, admin_headers, make_offer)
-    walk(client, admin_headers, order_id, "processing")
-    with deps.db.transaction() as session:
-        session.get(Order, order_id).payment_status = lifecycle.PAYMENT_CAPTURED
+    pay(client, admin_headers, order_id, 30.00)
     assert stock(client, admin_headers, first) == (8, 0)  # the hold was committed by → processing
 
     assert post_items(client, admin_headers, order_id, [(item1, "cancel")]).status_code == 200
     assert stock(client, admin_headers, first) == (10, 0)
     assert patch_status(client, admin_headers, order_id, "cancelled").status_code == 200
     assert stock(client, admin_headers, second) == (10, 0)
+
+    def refunded():
+        order = client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers).json
+        return order if order["paymentStatus"] == "refunded" else None
+
+    order = wait_for(refunded, timeout=30, what="both refunds to reach the gateway")
+    assert order["status"] == "cancelled"
+    assert ledger_refunds(deps.db, order_id) == [Decimal("10.00"), Decimal("20.00")]
     with deps.db.reader() as session:
-        refunds = session.scalars(select(Job).where(Job.order_id == order_id, Job.type == "refund")).all()
-        assert sorted(Decimal(job.args["amount"]) for job in refunds) == [Decimal("10.00"), Decimal("20.00")]
-        assert {job.queue for job in refunds} == {"payments"}
+        refunds = session.scalars(select(Payment).where(Payment.order_id == order_id, Payment.action == "refund"))
+        assert sorted((p.state, p.amount) for p in refunds) == [
+            ("succeeded", Decimal("10.00")),
+            ("succeeded", Decimal("20.00")),
+        ]
+
+
+def test_completed_to_refunded_refunds_in_full(client, admin_headers, make_offer, deps, worker):
+    order_id, *_ = two_item_order(client, admin_headers, make_offer)
+    pay(client, admin_headers, order_id, 30.00)
+    walk_from_processing = ["shipped", "completed", "refunded"]
+    for step in walk_from_processing:
+        assert patch_status(client, admin_headers, order_id, step).status_code == 200
+    wait_for(lambda: ledger_refunds(deps.db, order_id), timeout=30, what="the refund")
+    assert ledger_refunds(deps.db, order_id) == [Decimal("30.00")]
+    order = wait_for(
+        lambda: (
+            (o := client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers).json)["paymentStatus"]
+            == "refunded"
+            and o
+        ),
+        timeout=30,
+        what="the payment status",
+    )
+    assert order["status"] == "refunded"
+    assert [row["toStatus"] for row in history(client, admin_headers, order_id)][-1] == "refunded"  # no second row
 
 
 def test_unpaid_cancel_queues_no_refund(client, admin_headers, make_offer, deps):

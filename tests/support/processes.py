@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,13 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "RELAY_INTERVAL_SECONDS": str(settings.relay_interval_seconds),
             "RELAY_GRACE_SECONDS": str(settings.relay_grace_seconds),
             "PAYMENT_WINDOW_SECONDS": str(settings.payment_window_seconds),
+            "PUBLIC_BASE_URL": settings.public_base_url,
+            "GATEWAYS_JSON": json.dumps(settings.gateways),
+            "SECRET_KEY": settings.secret_key,
+            "BROKER_VISIBILITY_TIMEOUT_SECONDS": str(settings.broker_visibility_timeout_seconds),
+            "SANDBOX_PAUSE_SECONDS": str(settings.sandbox_pause_seconds),
+            "WEBHOOK_TOLERANCE_SECONDS": str(settings.webhook_tolerance_seconds),
+            "RECONCILE_AFTER_SECONDS": str(settings.reconcile_after_seconds),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
@@ -36,6 +44,7 @@ def start_worker(
     queues: str = "payments,orders,exports,maintenance",
     concurrency: int = 2,
     name: str = "test",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A real ``python -m workers worker`` process consuming ``queues``."""
     log = log_path.open("ab")
@@ -59,7 +68,7 @@ def start_worker(
             "--without-mingle",
         ],
         cwd=PROJECT_ROOT,
-        env=settings_env(settings),
+        env=settings_env(settings, **(env or {})),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -1,0 +1,42 @@
+"""Payment tasks (``payments`` queue): run an attempt, apply a stored webhook, reconcile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from celery import current_app, shared_task
+
+from services.jobs import note_resent
+from services.payments import execute_payment, stale_pending_payments
+from services.webhooks import apply_waiting_event, stale_waiting_events
+from tasks.context import gateways
+from tasks.dispatch import TaskSender
+from tasks.runner import run_job
+from workers import runtime
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(name="payments.execute", bind=True, max_retries=5)
+def execute(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
+    run_job(self, job_id, lambda db, args: execute_payment(db, gateways(), args))
+
+
+@shared_task(name="payments.apply_webhook_event", bind=True, max_retries=8)
+def apply_webhook_event(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
+    run_job(self, job_id, apply_waiting_event)
+
+
+@shared_task(name="maintenance.reconcile_payments")
+def reconcile_payments() -> int:
+    """Ask again about charges whose outcome is unknown, and retry webhook events still waiting."""
+    settings = runtime.settings()
+    db = runtime.database()
+    older_than = timedelta(seconds=settings.reconcile_after_seconds)
+    refs = stale_pending_payments(db, older_than) + stale_waiting_events(db, older_than)
+    sent = TaskSender(current_app).send_all(refs)
+    note_resent(db, sent)
+    if refs:
+        log.info("reconciliation queued", found=len(refs), sent=len(sent))
+    return len(sent)
