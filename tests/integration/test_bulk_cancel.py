@@ -9,13 +9,13 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from models import Job, Offer, Order
+from models import Job, Offer, Order, Payment, SandboxLedgerEntry
 from services import bulk_cancel
 from services.errors import DomainError
 from services.jobs import JobRef, claim_job, finish_job, get_job
 from services.principal import SYSTEM
 from tests.conftest import auth, unique_customer
-from tests.integration.helpers import error_code
+from tests.integration.helpers import error_code, wait_task
 from tests.support.polling import wait_for
 from tests.support.seed import seed_orders
 
@@ -75,9 +75,13 @@ def test_dry_run_reports_and_changes_nothing(client, admin_headers, make_offer, 
         assert [session.get(Order, i).status for i in ids] == statuses
 
 
-def test_bulk_cancel_of_many_orders_with_two_worker_processes(client, admin_headers, make_offer, deps, worker):
-    """500 mixed orders and unknown ids: exact counts, one result per id in request order, stock
-    restored for every cancelled order, progress seen rising while the children run."""
+def test_bulk_cancel_of_many_orders_with_two_worker_processes(
+    client, admin_headers, make_offer, deps, worker, worker_log
+):
+    """500 ids (pending, paid, shipped, completed, cancelled, unknown): exact counts, one result per
+    id in request order, stock restored for every cancelled order, a full refund in the sandbox
+    ledger for every paid order cancelled, progress seen rising while the children run, and
+    redelivered messages ignored."""
     rng = random.Random(4)
     offer = make_offer("3.00", stock=5000)
     statuses = rng.choices(
@@ -86,6 +90,23 @@ def test_bulk_cancel_of_many_orders_with_two_worker_processes(client, admin_head
     ids = seed_orders(
         deps.db, offer_id=offer, price=Decimal("3.00"), statuses=statuses, customer_id=unique_customer(), quantity=2
     )
+    # 20 of the pending orders are paid through the payments API first (sandbox gateway)
+    paid = [order_id for order_id, status in zip(ids, statuses, strict=True) if status == "pending_payment"][:20]
+    pay_tasks = [
+        client.simulate_post(
+            "/api/orders/payment",
+            json={
+                "orderId": order_id,
+                "action": "process",
+                "paymentDetails": {"method": "credit_card", "token": "tok_visa", "amount": 6.00},
+            },
+            headers=admin_headers,
+        ).json["taskId"]
+        for order_id in paid
+    ]
+    for task_id in pay_tasks:
+        assert wait_task(client, task_id, admin_headers)["state"] == "succeeded"
+    statuses = ["processing" if order_id in paid else s for order_id, s in zip(ids, statuses, strict=True)]
     status_of: dict[str, str | None] = dict(zip(ids, statuses, strict=True))
     unknown = [f"ord_unknown{i:04d}" for i in range(25)]
     request = ids + unknown
@@ -130,7 +151,41 @@ def test_bulk_cancel_of_many_orders_with_two_worker_processes(client, admin_head
         children = session.scalar(select(func.count()).select_from(Job).where(Job.parent_id == task_id))
     assert all(final[i] == ("cancelled" if s in CANCELLABLE else s) for i, s in zip(ids, statuses, strict=True))
     assert children == 500
+
+    # every paid order cancelled was refunded in full at the gateway, once
+    def refunds() -> list | None:
+        with deps.db.reader() as session:
+            rows = session.execute(
+                select(SandboxLedgerEntry.reference, SandboxLedgerEntry.amount)
+                .join(Payment, Payment.gateway_transaction_id == SandboxLedgerEntry.parent_id)
+                .where(SandboxLedgerEntry.kind == "refund", Payment.order_id.in_(paid), Payment.action == "process")
+            ).all()
+        return rows if len(rows) >= len(paid) else None
+
+    booked = wait_for(refunds, timeout=60, what="the refunds of the paid orders")
+    assert len(booked) == 20 and all(amount == Decimal("6.00") for _, amount in booked)
+    with deps.db.reader() as session:
+        payment_statuses = session.scalars(select(Order.payment_status).where(Order.id.in_(paid))).all()
+    assert set(payment_statuses) == {"refunded"}
     print(f"bulk cancel of 500 ids through the worker: {elapsed:.2f}s")
+
+    # redelivered messages (a child's and the parent's) change nothing
+    with deps.db.reader() as session:
+        child = session.scalar(select(Job.id).where(Job.parent_id == task_id, Job.order_id == paid[0]))
+        version = session.get(Order, paid[0]).version
+    deps.sender.send(JobRef(child, bulk_cancel.CHILD_TASK, bulk_cancel.QUEUE))
+    deps.sender.send(JobRef(task_id, bulk_cancel.PARENT_TASK, bulk_cancel.QUEUE))
+
+    def ignored() -> bool:
+        lines = [line for line in worker_log.read_text().splitlines() if "redelivery ignored" in line]
+        return any(child in line for line in lines) and any(task_id in line for line in lines)
+
+    wait_for(ignored, timeout=30, what="both redeliveries to be ignored")
+    again = client.simulate_get(f"/api/tasks/{task_id}", headers=admin_headers).json
+    assert again["result"] == result and again["progress"]["current"] == 500
+    with deps.db.reader() as session:
+        assert session.get(Order, paid[0]).version == version
+    assert len(refunds()) == 20
 
 
 def test_customers_bulk_cancel_only_their_own_orders(client, admin_headers, make_offer, make_key, deps, worker):
