@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api.async_answer import answer_job
 from api.deps import Deps
 from api.openapi import responses, spec
 from api.render import etag
@@ -112,7 +113,8 @@ class BulkCancelResource:
         "error": {"code", "message", "details"}}`` (``ORDER_NOT_FOUND``, ``INVALID_STATUS``).
         ``?dryRun=true`` answers 200 at once with the same shape plus ``dryRun`` and each order's
         ``currentStatus``, changing nothing. Customers' keys reach only their own orders (others'
-        ids fail ``ORDER_NOT_FOUND``)."""
+        ids fail ``ORDER_NOT_FOUND``). ``Prefer: wait=N`` answers 200 with the result when the
+        task finishes within N seconds."""
         body = parse_body(req, BulkCancelIn)
         principal = req.context.principal
         if req.get_param_as_bool("dryRun", default=False):
@@ -122,10 +124,7 @@ class BulkCancelResource:
             self.deps.db, principal, body.orderIds, reason=body.reason, request_id=req.context.request_id
         )
         self.deps.sender.send(job, request_id=req.context.request_id)
-        status_path = f"/api/tasks/{job.job_id}"
-        resp.status = falcon.HTTP_202
-        resp.location = status_path
-        resp.media = {"taskId": job.job_id, "statusUrl": f"{req.prefix}{status_path}"}
+        answer_job(req, resp, self.deps.db, job.job_id)
 
 
 class OrderStatesResource:

@@ -207,6 +207,14 @@ def test_customers_bulk_cancel_only_their_own_orders(client, admin_headers, make
         what="the customer's bulk cancel",
     )
     assert [outcome_of(r) for r in task["result"]["results"]] == ["cancelled", "cancelled", "ORDER_NOT_FOUND"]
+    # again, waiting for the answer (Prefer: wait): already cancelled counts as cancelled
+    waited = client.simulate_post(
+        "/api/orders/bulk-cancel",
+        json={"orderIds": [*mine, *theirs], "reason": "again"},
+        headers={**alice_headers, "Prefer": "wait=20"},
+    )
+    assert waited.status_code == 200 and waited.headers["preference-applied"] == "wait=20", waited.text
+    assert (waited.json["cancelled"], waited.json["failed"]) == (2, 1)
     with deps.db.reader() as session:
         assert session.get(Order, theirs[0]).status == "pending_payment"
     other = client.simulate_get(accepted.headers["location"], headers=auth(make_key("customer", bob)))

@@ -1,0 +1,1 @@
+"""Benchmark harness (run as scripts: ``python -m bench.export``)."""
