@@ -37,11 +37,18 @@ class OrderStatusResource:
         json=StatusIn, resp=responses(HTTP_200=StatusOut, HTTP_412=ErrorOut), tags=["lifecycle"], skip_validation=True
     )
     def on_patch(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
-        """Move an order along its lifecycle. ``If-Match: "<version>"`` makes a stale version 412
-        ``PRECONDITION_FAILED`` (``details[0].currentVersion``); without it, concurrent changes are
-        applied one after another, each checked against the lifecycle. A forbidden or unknown
-        status (including the current one) is 400 ``INVALID_STATUS`` with ``currentStatus`` and
-        ``allowedTransitions``."""
+        """Update order status (admin, ops).
+
+        Body ``{"status", "reason"}``; answer ``{"id", "status", "updatedAt", "version"}`` with the
+        new ``ETag``. ``If-Match: "<version>"`` (the order's ``ETag``) makes a stale version 412
+        ``PRECONDITION_FAILED`` with ``details[0].currentVersion``; without it, concurrent changes
+        are applied one after another, each checked against the lifecycle, none lost. A forbidden or
+        unknown status (the current one included) is 400 ``INVALID_STATUS`` with ``currentStatus``
+        and ``allowedTransitions``. Side effects belong to the transition: ``processing`` commits the
+        held stock, ``cancelled`` gives stock back and refunds captured money, ``completed →
+        refunded`` refunds in full. Each change is a history row (``GET /api/orders/{id}?$expand=
+        history``). Customer keys get 403 ``FORBIDDEN`` before any lookup (they cancel through
+        ``/api/orders/items`` or ``/api/orders/bulk-cancel``)."""
         body = parse_body(req, StatusIn)
         changed = change_status(
             self.deps.db,
@@ -70,11 +77,15 @@ class OrderItemsResource:
 
     @spec.validate(json=ItemsIn, resp=responses(HTTP_200=ItemsOut), tags=["lifecycle"], skip_validation=True)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Cancel or verify items of one order. One unknown item (400 ``ITEM_NOT_FOUND``) or one
-        action the item lifecycle forbids (400 ``INVALID_STATUS``) changes nothing; ``details``
-        names each offending item. Cancelling items releases their stock, recomputes
-        ``totalAmount`` and refunds their share when paid; cancelling the last live item cancels the
-        order. Repeating an action already applied is a no-op. Customers act on their own orders."""
+        """Cancel or verify order items (all or nothing).
+
+        Answer: the brief's ``{"orderId", "items": [{"itemId", "status"}]}`` plus ``orderStatus``,
+        ``totalAmount`` and ``version``. One unknown item (400 ``ITEM_NOT_FOUND``), an item named
+        twice (400 ``VALIDATION_ERROR``) or one action the item lifecycle forbids, or any action on
+        an order past ``processing`` (400 ``INVALID_STATUS``), changes nothing; ``details`` names
+        each offending item. Cancelling items releases their stock, recomputes ``totalAmount`` and
+        refunds their share when paid; cancelling the last live item cancels the order. Repeating
+        an action already applied is a no-op. Customers act on their own orders' items."""
         body = parse_body(req, ItemsIn)
         changed = act_on_items(
             self.deps.db,
@@ -107,14 +118,16 @@ class BulkCancelResource:
         skip_validation=True,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Cancel up to 10,000 orders (more is 413 ``PAYLOAD_TOO_LARGE``). Answers 202 with the task;
-        its result is ``{"cancelled", "failed", "results"}``, one entry per distinct id in request
-        order: ``{"orderId", "status": "cancelled"}`` (already cancelled counts) or ``{"orderId",
-        "error": {"code", "message", "details"}}`` (``ORDER_NOT_FOUND``, ``INVALID_STATUS``).
-        ``?dryRun=true`` answers 200 at once with the same shape plus ``dryRun`` and each order's
-        ``currentStatus``, changing nothing. Customers' keys reach only their own orders (others'
-        ids fail ``ORDER_NOT_FOUND``). ``Prefer: wait=N`` answers 200 with the result when the
-        task finishes within N seconds."""
+        """Bulk cancel orders: one cancellation task per order.
+
+        Up to 10,000 ids (more is 413 ``PAYLOAD_TOO_LARGE``). Answers 202 with the task; its result
+        is ``{"cancelled", "failed", "results"}``, one entry per distinct id in request order:
+        ``{"orderId", "status": "cancelled"}`` (already cancelled counts) or ``{"orderId", "error":
+        {"code", "message", "details"}}`` (``ORDER_NOT_FOUND``, ``INVALID_STATUS``). The task's
+        ``progress`` counts finished orders. ``?dryRun=true`` answers 200 at once with the same
+        shape plus ``dryRun`` and each order's ``currentStatus``, changing nothing. Customers' keys
+        reach only their own orders (others' ids fail ``ORDER_NOT_FOUND``). ``Prefer: wait=N``
+        answers 200 with the result when the task finishes within N seconds."""
         body = parse_body(req, BulkCancelIn)
         principal = req.context.principal
         if req.get_param_as_bool("dryRun", default=False):
@@ -134,6 +147,8 @@ class OrderStatesResource:
 
     @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True)
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Order and item statuses, each with the statuses it may move to, and the item actions."""
+        """The order lifecycle (public).
+
+        Order and item statuses, each with the statuses it may move to, and the item actions."""
         resp.cache_control = ["public", "max-age=3600"]
         resp.media = lifecycle.describe()
