@@ -298,6 +298,13 @@ def confirm_payment(
     ).all()
     if others:
         payment.error = {"code": "DUPLICATE_PAYMENT", "message": "The order was already paid; refund this payment."}
+    elif order.status == lifecycle.CANCELLED:
+        # The charge reached the gateway before the order was cancelled, so the cancellation found
+        # no captured money to give back: refund it now, once (a repeated confirmation returns
+        # above). The refund job is sent by the relay if the caller does not send it.
+        _set_payment_status(order, lifecycle.PAYMENT_COMPLETED)
+        payment.error = {"code": "ORDER_CANCELLED", "message": "Captured after the order was cancelled; refunded."}
+        queue_refund_in(session, order, payment.amount, principal=SYSTEM, request_id=request_id)
     elif order.status != lifecycle.PROCESSING:
         payment.error = {"code": "ORDER_NOT_PAYABLE", "message": f"Payment arrived for a {order.status} order."}
 

@@ -10,7 +10,9 @@ from falcon import testing
 from sqlalchemy import select
 
 from models import Job, Order, Payment, SandboxLedgerEntry, StatusHistory
-from services import lifecycle
+from services import lifecycle, payments
+from services.jobs import JobRef
+from services.principal import SYSTEM
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, error_code
 from tests.support.polling import wait_for
@@ -428,3 +430,30 @@ def test_unpaid_cancel_queues_no_refund(client, admin_headers, make_offer, deps)
     with deps.db.reader() as session:
         assert not session.scalars(select(Job).where(Job.order_id == order_id, Job.type == "refund")).all()
         assert session.scalar(select(StatusHistory.to_status).order_by(StatusHistory.id.desc()).limit(1))
+
+
+def test_a_charge_that_lands_after_cancellation_is_refunded(client, admin_headers, make_offer, deps, worker):
+    """The interleaving: the payment task reached the gateway, the order was cancelled (nothing
+    captured yet, so no refund), then the charge's success arrived: it is refunded, once."""
+    order_id, *_ = two_item_order(client, admin_headers, make_offer)
+    queued = payments.request_payment(
+        deps.db, SYSTEM, payments.PaymentRequest(order_id, "process", "credit_card", "tok_visa", Decimal("30.00"))
+    )
+    attempt = payments._start(deps.db, queued.transaction_id)
+    gateway_txn = payments._call_gateway(deps.gateways, attempt)
+    assert patch_status(client, admin_headers, order_id, "cancelled").status_code == 200
+    payments._finish_success(deps.db, attempt, gateway_txn, None)
+    payments._finish_success(deps.db, attempt, gateway_txn, None)  # a repeated confirmation adds nothing
+
+    with deps.db.reader() as session:
+        refund_jobs = session.scalars(
+            select(Job.id)
+            .join(Payment, Payment.job_id == Job.id)
+            .where(Payment.order_id == order_id, Payment.action == "refund")
+        ).all()
+    assert len(refund_jobs) == 1
+    deps.sender.send(JobRef(refund_jobs[0], payments.PAYMENT_TASK, payments.PAYMENTS_QUEUE))  # (else the relay)
+    wait_for(lambda: ledger_refunds(deps.db, order_id), timeout=30, what="the refund")
+    assert ledger_refunds(deps.db, order_id) == [Decimal("30.00")]
+    order = client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers).json
+    assert (order["status"], order["paymentStatus"]) == ("cancelled", "refunded")
