@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Job
@@ -22,6 +22,7 @@ from models.types import utcnow
 from services.errors import DomainError, TaskNotFound
 from services.principal import Principal
 
+JOBS = Job.__table__
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINISHED = (SUCCEEDED, FAILED)
 
@@ -164,6 +165,38 @@ def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str
         return _finish_in(session, job_id, result=result, error=error)
 
 
+# The statements every child job runs, built once (Core, bound parameters): building them per call
+# cost as much as the work of a small job.
+_UNFINISHED = and_(JOBS.c.state != SUCCEEDED, JOBS.c.state != FAILED)
+_CLAIM = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), _UNFINISHED)
+    .values(
+        state=RUNNING,
+        attempts=JOBS.c.attempts + 1,
+        started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
+    )
+    .returning(JOBS.c.args, JOBS.c.request_id, JOBS.c.type)
+)
+_FINISH = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), _UNFINISHED)
+    .values(
+        state=bindparam("new_state"),
+        result=bindparam("new_result", type_=JOBS.c.result.type),
+        error=bindparam("new_error", type_=JOBS.c.error.type),
+        finished_at=bindparam("now", type_=JOBS.c.finished_at.type),
+    )
+    .returning(JOBS.c.parent_id)
+)
+_COUNT = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"))
+    .values(progress_current=JOBS.c.progress_current + 1)
+    .returning(JOBS.c.progress_current, JOBS.c.progress_total, JOBS.c.type)
+)
+
+
 def _finish_in(session: Session, job_id: str, *, result: Any, error: dict[str, Any] | None) -> bool:
     """Finish a job in the caller's transaction, exactly once.
 
@@ -171,18 +204,8 @@ def _finish_in(session: Session, job_id: str, *, result: Any, error: dict[str, A
     is counted exactly once however often its message is delivered; the child that brings the
     count to the total gathers every child's outcome into the parent's result.
     """
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state.not_in(FINISHED))
-        .values(
-            state=FAILED if error is not None else SUCCEEDED,
-            result=result,
-            error=error,
-            finished_at=utcnow(),
-        )
-        .returning(Job.parent_id)
-        .execution_options(synchronize_session=False)
-    ).first()
+    values = {"new_state": FAILED if error is not None else SUCCEEDED, "new_result": result, "new_error": error}
+    row = session.connection().execute(_FINISH, {"job_id": job_id, "now": utcnow(), **values}).first()
     if row is None:
         return False
     if row.parent_id is not None:
@@ -213,13 +236,7 @@ def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
     everything back and propagates (the job stays as it was: the caller retries or fails it).
     """
     with db.transaction() as session:
-        claimed = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state.not_in(FINISHED))
-            .values(state=RUNNING, attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, utcnow()))
-            .returning(Job.args, Job.request_id, Job.type)
-            .execution_options(synchronize_session=False)
-        ).first()
+        claimed = session.connection().execute(_CLAIM, {"job_id": job_id, "now": utcnow()}).first()
         if claimed is None:
             row = session.execute(select(Job.request_id, Job.type).where(Job.id == job_id)).first()
             if row is None:
@@ -238,13 +255,7 @@ def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
 
 def _count_child(session: Session, parent_id: str) -> None:
     """One more child done: an atomic increment; the one that completes the set finalizes the parent."""
-    counted = session.execute(
-        update(Job)
-        .where(Job.id == parent_id)
-        .values(progress_current=Job.progress_current + 1)
-        .returning(Job.progress_current, Job.progress_total, Job.type)
-        .execution_options(synchronize_session=False)
-    ).first()
+    counted = session.connection().execute(_COUNT, {"job_id": parent_id}).first()
     if counted is None or counted.progress_current < counted.progress_total:
         return
     parent = session.get(Job, parent_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from models import Offer, OrderItem
@@ -35,26 +35,36 @@ def quantities_by_offer(items: Iterable[OrderItem]) -> dict[str, int]:
     return dict(totals)
 
 
+_OFFERS = Offer.__table__
+_WHERE = _OFFERS.c.id == bindparam("offer_id")
+_HELD_ENOUGH = _OFFERS.c.stock_reserved >= bindparam("quantity")
+_NOW = bindparam("now", type_=_OFFERS.c.updated_at.type)
+# Built once (Core, bound parameters); one runs per offer of every cancelled order.
+_MOVES = {
+    "release": update(_OFFERS)
+    .where(_WHERE, _HELD_ENOUGH)
+    .values(
+        stock_available=_OFFERS.c.stock_available + bindparam("quantity"),
+        stock_reserved=_OFFERS.c.stock_reserved - bindparam("quantity"),
+        updated_at=_NOW,
+    ),
+    "commit": update(_OFFERS)
+    .where(_WHERE, _HELD_ENOUGH)
+    .values(stock_reserved=_OFFERS.c.stock_reserved - bindparam("quantity"), updated_at=_NOW),
+    "restock": update(_OFFERS)
+    .where(_WHERE)
+    .values(stock_available=_OFFERS.c.stock_available + bindparam("quantity"), updated_at=_NOW),
+}
+
+
 def _move(session: Session, quantities: dict[str, int], kind: str) -> None:
     now = utcnow()
+    connection = session.connection()
     for offer_id in sorted(quantities):
         quantity = quantities[offer_id]
         if quantity <= 0:
             continue
-        statement = update(Offer).where(Offer.id == offer_id)
-        if kind == "release":
-            statement = statement.where(Offer.stock_reserved >= quantity).values(
-                stock_available=Offer.stock_available + quantity,
-                stock_reserved=Offer.stock_reserved - quantity,
-                updated_at=now,
-            )
-        elif kind == "commit":
-            statement = statement.where(Offer.stock_reserved >= quantity).values(
-                stock_reserved=Offer.stock_reserved - quantity, updated_at=now
-            )
-        else:  # restock
-            statement = statement.values(stock_available=Offer.stock_available + quantity, updated_at=now)
-        result = session.execute(statement.execution_options(synchronize_session=False))
+        result = connection.execute(_MOVES[kind], {"offer_id": offer_id, "quantity": quantity, "now": now})
         if result.rowcount != 1:
             raise StockLedgerMismatch(f"{kind} of {quantity} on offer {offer_id} refused by its counters")
 

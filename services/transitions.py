@@ -111,6 +111,9 @@ def bump_version(session: Session, order: Order, now: datetime, **values: object
         set_committed_value(order, name, value)
 
 
+_HISTORY = insert(StatusHistory.__table__)  # built once; executed with each change's values
+
+
 def transition_order(
     session: Session,
     order: Order,
@@ -144,17 +147,18 @@ def transition_order(
         set_item_status(session, live_items(session, order.id), lifecycle.ITEM_FULFILLED)
 
     bump_version(session, order, now, status=to_status)
-    session.execute(
-        insert(StatusHistory).values(
-            order_id=order.id,
-            from_status=from_status,
-            to_status=to_status,
-            reason=reason,
-            actor=actor or principal.actor,
-            request_id=request_id,
-            version=order.version,
-            created_at=now,
-        )
+    session.connection().execute(
+        _HISTORY,
+        {
+            "order_id": order.id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "reason": reason,
+            "actor": actor or principal.actor,
+            "request_id": request_id,
+            "version": order.version,
+            "created_at": now,
+        },
     )
     if to_status in (lifecycle.CANCELLED, lifecycle.REFUNDED):
         # Cancelling a paid order gives back what is left of it (cancelled items were refunded
