@@ -18,6 +18,7 @@ from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.exports import ExportFileResource, OrderExportResource
 from api.resources.health import HealthResource, ReadyResource
 from api.resources.keys import KeyResource, KeysResource
+from api.resources.lifecycle import BulkCancelResource, OrderItemsResource, OrderStatesResource, OrderStatusResource
 from api.resources.metrics import MetricsResource
 from api.resources.offers import OfferResource
 from api.resources.orders import OrderMetricsResource, OrderResource, OrdersResource
@@ -74,14 +75,18 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/metrics", MetricsResource(deps))
     app.add_route("/api/orders", OrdersResource(deps))
     app.add_route("/api/orders/export", OrderExportResource(deps))
+    app.add_route("/api/orders/items", OrderItemsResource(deps))
+    app.add_route("/api/orders/bulk-cancel", BulkCancelResource(deps))
     app.add_route("/api/orders/payment", PaymentResource(deps))
     # A static segment wins over a field segment in Falcon's router, so "metrics" is never an order id.
     app.add_route("/api/orders/metrics", OrderMetricsResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
+    app.add_route("/api/orders/{order_id}/status", OrderStatusResource(deps))
     app.add_route("/api/orders/{order_id}/checkout", CheckoutRedirectResource(deps))
     app.add_route("/api/orders/{order_id}/checkout/complete", CheckoutCompleteResource(deps))
     app.add_route("/api/orders/{order_id}/checkout/cancelled", CheckoutCancelledResource(deps))
     app.add_route("/api/payments/webhooks/{gateway_id}", WebhookResource(deps))
+    app.add_route("/api/meta/order-states", OrderStatesResource())
     app.add_route("/sandbox/checkout/{session_id}", SandboxCheckoutPageResource(deps))
     app.add_route("/sandbox/checkout/{session_id}/{decision}", SandboxCheckoutActionResource(deps))
     app.add_route("/api/exports/{export_id}/file", ExportFileResource(deps))

@@ -144,6 +144,74 @@ class OrderOut(BaseModel):
     history: list[HistoryOut] | None = None
 
 
+class StatusIn(Strict):
+    status: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class StatusOut(BaseModel):
+    id: str
+    status: str
+    updatedAt: str
+    version: int
+
+
+class ItemActionIn(Strict):
+    itemId: Identifier
+    action: Literal["cancel", "verify"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ItemsIn(Strict):
+    orderId: Identifier
+    items: list[ItemActionIn] = Field(min_length=1, max_length=100)
+
+
+class ItemStatusOut(BaseModel):
+    itemId: str
+    status: str
+
+
+class ItemsOut(BaseModel):
+    orderId: str
+    items: list[ItemStatusOut]
+    orderStatus: str
+    totalAmount: Decimal
+    version: int
+
+
+class BulkCancelIn(Strict):
+    # At most 10,000 ids: more is 413 PAYLOAD_TOO_LARGE (checked by the use case, not here).
+    orderIds: list[Identifier] = Field(min_length=1)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class BulkCancelOut(BaseModel):
+    """The task result (and the ``?dryRun=true`` answer, which adds ``dryRun: true``)."""
+
+    cancelled: int
+    failed: int
+    results: list[dict[str, Any]]
+    dryRun: bool | None = None
+
+
+class LifecycleStateOut(BaseModel):
+    status: str
+    allowedTransitions: list[str]
+    terminal: bool
+
+
+class LifecycleOut(BaseModel):
+    initial: str
+    states: list[LifecycleStateOut]
+
+
+class OrderStatesOut(BaseModel):
+    order: LifecycleOut
+    item: LifecycleOut
+    itemActions: dict[str, str]
+
+
 class OfferIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     price: MoneyIn

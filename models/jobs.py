@@ -27,6 +27,9 @@ class Job(Base):
     owner_key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     owner_customer_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     order_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    # A child job (one order of a bulk cancel) names its parent; the last child to finish
+    # gathers the children's outcomes into the parent's result.
+    parent_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(16), index=True)
     progress_current: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)

@@ -56,6 +56,13 @@ class InvalidTransition(DomainError):
     default_message = "Invalid order status."
 
 
+class ItemNotFound(DomainError):
+    """A request body names an item that is not part of the order (like ``OFFER_NOT_FOUND``: 400)."""
+
+    code = "ITEM_NOT_FOUND"
+    default_message = "An item named in the request is not part of this order."
+
+
 class PaymentDeclined(DomainError):
     code = "PAYMENT_FAILED"
     default_message = "Payment processing failed."
@@ -134,3 +141,7 @@ class InvalidQuery(DomainError):
             f"{parameter}: {message} (at position {position})",
             details=[{"parameter": parameter, "position": position, "message": message}],
         )
+
+
+class ConcurrentUpdate(TransientError):
+    """A conditional update found the row changed under it; the use case may simply run again."""

@@ -7,23 +7,32 @@ move a job through ``queued → running → succeeded | failed`` with the functi
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Job
 from models.ids import new_id
 from models.types import utcnow
-from services.errors import TaskNotFound
+from services.errors import DomainError, TaskNotFound
 from services.principal import Principal
 
+JOBS = Job.__table__
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 FINISHED = (SUCCEEDED, FAILED)
+
+# Parent job types whose children are gathered into the parent's result by the last child to
+# finish: type -> "module:function(session, parent_job) -> result". Named, not imported, so the
+# job service depends on no use case.
+GATHERERS: dict[str, str] = {
+    "bulk_cancel": "services.bulk_cancel:gather_results",
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,19 @@ class JobRef:
     job_id: str
     task_name: str
     queue: str
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job handler may return instead of a bare result.
+
+    ``send``: jobs its transaction queued (refunds, children), sent by the runner after commit.
+    ``finished=False``: the job stays ``running`` (a parent whose children will finish it).
+    """
+
+    result: Any = None
+    send: Sequence[JobRef] = ()
+    finished: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,7 @@ def add_job(
     request_id: str | None = None,
     customer_id: str | None = None,
     expires_at: datetime | None = None,
+    progress_total: int = 0,
 ) -> JobRef:
     """Insert a ``queued`` job in the caller's transaction."""
     job = Job(
@@ -78,7 +101,7 @@ def add_job(
         order_id=order_id,
         state=QUEUED,
         progress_current=0,
-        progress_total=0,
+        progress_total=progress_total,
         request_id=request_id,
         send_count=0,
         attempts=0,
@@ -143,21 +166,126 @@ def claim_job(db: Database, job_id: str) -> ClaimedJob | None:
 JOB_RETENTION = timedelta(days=7)
 
 
-def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> None:
-    """Record the outcome once; a second finish of the same job is ignored."""
-    now = utcnow()
+def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
+    """Record the outcome once; a second finish of the same job is ignored (returns False)."""
     with db.transaction() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state.not_in(FINISHED))
-            .values(
-                state=FAILED if error is not None else SUCCEEDED,
-                result=result,
-                error=error,
-                finished_at=now,
-                expires_at=func.coalesce(Job.expires_at, now + JOB_RETENTION),
-            )
+        return _finish_in(session, job_id, result=result, error=error)
+
+
+# The statements every child job runs, built once (Core, bound parameters): building them per call
+# cost as much as the work of a small job.
+_UNFINISHED = and_(JOBS.c.state != SUCCEEDED, JOBS.c.state != FAILED)
+_CLAIM = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), _UNFINISHED)
+    .values(
+        state=RUNNING,
+        attempts=JOBS.c.attempts + 1,
+        started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
+    )
+    .returning(JOBS.c.args, JOBS.c.request_id, JOBS.c.type)
+)
+_FINISH = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"), _UNFINISHED)
+    .values(
+        state=bindparam("new_state"),
+        result=bindparam("new_result", type_=JOBS.c.result.type),
+        error=bindparam("new_error", type_=JOBS.c.error.type),
+        finished_at=bindparam("now", type_=JOBS.c.finished_at.type),
+        expires_at=func.coalesce(JOBS.c.expires_at, bindparam("retain_until", type_=JOBS.c.expires_at.type)),
+    )
+    .returning(JOBS.c.parent_id)
+)
+_COUNT = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("job_id"))
+    .values(progress_current=JOBS.c.progress_current + 1)
+    .returning(JOBS.c.progress_current, JOBS.c.progress_total, JOBS.c.type)
+)
+
+
+def _finish_in(session: Session, job_id: str, *, result: Any, error: dict[str, Any] | None) -> bool:
+    """Finish a job in the caller's transaction, exactly once.
+
+    A child job counts itself into its parent's progress in the same transaction, so each child
+    is counted exactly once however often its message is delivered; the child that brings the
+    count to the total gathers every child's outcome into the parent's result.
+    """
+    values = {"new_state": FAILED if error is not None else SUCCEEDED, "new_result": result, "new_error": error}
+    now = utcnow()
+    row = (
+        session.connection()
+        .execute(_FINISH, {"job_id": job_id, "now": now, "retain_until": now + JOB_RETENTION, **values})
+        .first()
+    )
+    if row is None:
+        return False
+    if row.parent_id is not None:
+        _count_child(session, row.parent_id)
+    return True
+
+
+@dataclass(frozen=True)
+class AtomicRun:
+    """What :func:`run_atomically` did: ``missing``, ``skipped`` (already finished) or ``finished``."""
+
+    state: str
+    outcome: JobOutcome
+    error: dict[str, Any] | None = None
+    request_id: str | None = None
+    job_type: str | None = None
+
+
+AtomicWork = Callable[[Session, dict[str, Any]], Any]
+
+
+def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
+    """Claim the job, do its work and record its outcome in one transaction.
+
+    The work's effects and the job's ``finished`` state commit together, so a redelivered message
+    finds the job finished and does nothing (and a child is counted into its parent once). A domain
+    error rolls the work back to a savepoint and records the failure; any other exception rolls
+    everything back and propagates (the job stays as it was: the caller retries or fails it).
+    """
+    with db.transaction() as session:
+        claimed = session.connection().execute(_CLAIM, {"job_id": job_id, "now": utcnow()}).first()
+        if claimed is None:
+            row = session.execute(select(Job.request_id, Job.type).where(Job.id == job_id)).first()
+            if row is None:
+                return AtomicRun("missing", JobOutcome())
+            return AtomicRun("skipped", JobOutcome(), request_id=row.request_id, job_type=row.type)
+        error = None
+        try:
+            with session.begin_nested():
+                value = work(session, dict(claimed.args))
+            outcome = value if isinstance(value, JobOutcome) else JobOutcome(value)
+        except DomainError as exc:
+            error, outcome = exc.as_dict(), JobOutcome()
+        _finish_in(session, job_id, result=outcome.result, error=error)
+        return AtomicRun("finished", outcome, error, claimed.request_id, claimed.type)
+
+
+def _count_child(session: Session, parent_id: str) -> None:
+    """One more child done: an atomic increment; the one that completes the set finalizes the parent."""
+    counted = session.connection().execute(_COUNT, {"job_id": parent_id}).first()
+    if counted is None or counted.progress_current < counted.progress_total:
+        return
+    parent = session.get(Job, parent_id)
+    assert parent is not None
+    module_name, _, function_name = GATHERERS[counted.type].partition(":")
+    gather = getattr(importlib.import_module(module_name), function_name)
+    session.execute(
+        update(Job)
+        .where(Job.id == parent_id, Job.state.not_in(FINISHED))
+        .values(
+            state=SUCCEEDED,
+            result=gather(session, parent),
+            finished_at=utcnow(),
+            expires_at=func.coalesce(Job.expires_at, utcnow() + JOB_RETENTION),
         )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def set_progress(db: Database, job_id: str, current: int, total: int) -> None:
@@ -221,8 +349,15 @@ def stale_queued_jobs(db: Database, older_than: timedelta, limit: int = 500) -> 
     return [JobRef(job_id=row.id, task_name=row.task_name, queue=row.queue) for row in rows]
 
 
-def note_resent(db: Database, job_ids: list[str]) -> None:
+def note_resent(db: Database, job_ids: list[str], chunk: int = 1000) -> None:
     if not job_ids:
         return
+    now = utcnow()
     with db.transaction() as session:
-        session.execute(update(Job).where(Job.id.in_(job_ids)).values(send_count=Job.send_count + 1, sent_at=utcnow()))
+        for start in range(0, len(job_ids), chunk):
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(job_ids[start : start + chunk]))
+                .values(send_count=Job.send_count + 1, sent_at=now)
+                .execution_options(synchronize_session=False)
+            )

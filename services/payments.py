@@ -13,19 +13,18 @@ idempotency key, so a redelivered task (worker killed mid-call, retry) reaches t
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Database, Job, Offer, Order, OrderItem, Payment, StatusHistory
+from models import Database, Job, Order, Payment
 from models.ids import new_id
 from models.types import utcnow
-from services import lifecycle
+from services import lifecycle, transitions
 from services.errors import InvalidTransition, OrderNotFound, PaymentDeclined, TransientError, ValidationFailed
 from services.gateways import Gateways
 from services.gateways.base import (
@@ -151,61 +150,100 @@ def request_payment(
         if order is None or not principal.can_see_customer(order.customer_id):
             raise OrderNotFound(details=[{"orderId": command.order_id}])
         amount, parent = _plan(order, _payments_of(session, order.id), command)
-        now = utcnow()
-        transaction_id = new_id("txn")
-        job = add_job(
+        return _add_attempt(
             session,
-            job_type="payment",
-            task_name=PAYMENT_TASK,
-            queue=PAYMENTS_QUEUE,
-            args={"transactionId": transaction_id},
-            owner=principal,
-            order_id=order.id,
+            order,
+            action=command.action,
+            method=command.method,
+            amount=amount,
+            parent=parent,
+            token=command.token if command.action in (PROCESS, AUTHORIZE) else None,
+            principal=principal,
             request_id=request_id,
-            customer_id=order.customer_id,
         )
-        session.add(
-            Payment(
-                id=transaction_id,
-                order_id=order.id,
-                gateway_id=order.payment_gateway_id,
-                action=command.action,
-                method=command.method,
-                amount=amount,
-                currency=order.currency,
-                state=PENDING,
-                gateway_transaction_id=parent.gateway_transaction_id if parent is not None else None,
-                parent_id=parent.id if parent is not None else None,
-                # Derived from the attempt: every call for it (first try, retry, redelivery) sends it.
-                idempotency_key=f"{transaction_id}:{command.action}",
-                token=command.token if command.action in (PROCESS, AUTHORIZE) else None,
-                job_id=job.job_id,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
+
+
+def _add_attempt(
+    session: Session,
+    order: Order,
+    *,
+    action: str,
+    method: str | None,
+    amount: Decimal,
+    parent: Payment | None,
+    token: str | None,
+    principal: Principal,
+    request_id: str | None,
+) -> QueuedPayment:
+    """A ``pending`` payment row and its job, in the caller's transaction."""
+    now = utcnow()
+    transaction_id = new_id("txn")
+    job = add_job(
+        session,
+        job_type="payment",
+        task_name=PAYMENT_TASK,
+        queue=PAYMENTS_QUEUE,
+        args={"transactionId": transaction_id},
+        owner=principal,
+        order_id=order.id,
+        request_id=request_id,
+        customer_id=order.customer_id,
+    )
+    session.add(
+        Payment(
+            id=transaction_id,
+            order_id=order.id,
+            gateway_id=order.payment_gateway_id,
+            action=action,
+            method=method,
+            amount=amount,
+            currency=order.currency,
+            state=PENDING,
+            gateway_transaction_id=parent.gateway_transaction_id if parent is not None else None,
+            parent_id=parent.id if parent is not None else None,
+            # Derived from the attempt: every call for it (first try, retry, redelivery) sends it.
+            idempotency_key=f"{transaction_id}:{action}",
+            token=token,
+            job_id=job.job_id,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
         )
-        return QueuedPayment(transaction_id=transaction_id, job=job)
+    )
+    return QueuedPayment(transaction_id=transaction_id, job=job)
+
+
+def queue_refund_in(
+    session: Session, order: Order, amount: Decimal, *, principal: Principal, request_id: str | None
+) -> QueuedPayment | None:
+    """A refund of up to ``amount`` against the order's last charge, queued by a lifecycle
+    transition in its own transaction (cancelling a paid order or its items, ``completed →
+    refunded``). Unlike a refund requested through the API it does not wait for other payment
+    actions: it is capped by what is captured and not yet refunded or being refunded, so
+    refunds queued side by side never give back more than was paid. ``None``: nothing to refund.
+    """
+    payments = _payments_of(session, order.id)
+    charge = _last(payments, CAPTURING_ACTIONS)
+    if charge is None:
+        return None
+    refundable = _sum(payments, CAPTURING_ACTIONS) - _sum(payments, (REFUND,), (SUCCEEDED, PENDING))
+    amount = min(to_money(amount), refundable)
+    if amount <= 0:
+        return None
+    return _add_attempt(
+        session,
+        order,
+        action=REFUND,
+        method=charge.method,
+        amount=amount,
+        parent=charge,
+        token=None,
+        principal=principal,
+        request_id=request_id,
+    )
 
 
 # -- confirming a paid order (shared by the task, the webhook and the checkout return) ---------------
-
-
-def _commit_stock(session: Session, order_id: str) -> None:
-    """The held stock is now sold: decrement ``stock_reserved`` by the live items' quantities."""
-    totals: dict[str, int] = defaultdict(int)
-    for item in session.scalars(
-        select(OrderItem).where(OrderItem.order_id == order_id, OrderItem.status != lifecycle.ITEM_CANCELLED)
-    ):
-        totals[item.offer_id] += item.quantity
-    now = utcnow()
-    for offer_id in sorted(totals):
-        session.execute(
-            update(Offer)
-            .where(Offer.id == offer_id)
-            .values(stock_reserved=Offer.stock_reserved - totals[offer_id], updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def _set_payment_status(order: Order, payment_status: str) -> None:
@@ -216,30 +254,15 @@ def _set_payment_status(order: Order, payment_status: str) -> None:
 
 
 def mark_order_paid(session: Session, order: Order, *, actor: str, reason: str, request_id: str | None = None) -> bool:
-    """``pending_payment`` → ``processing`` with its history row and stock commit; False if not payable."""
-    if (
+    """``pending_payment`` → ``processing`` through the lifecycle's one transition function (history
+    row, version bump, held stock committed); False if the order is not payable."""
+    if not lifecycle.order_transition_allowed(order.status, lifecycle.PROCESSING) or (
         order.status != lifecycle.PENDING_PAYMENT
-        or lifecycle.PROCESSING not in lifecycle.ORDER_TRANSITIONS[order.status]
     ):
         return False
-    now = utcnow()
-    _commit_stock(session, order.id)
-    previous = order.status
-    order.status = lifecycle.PROCESSING
     order.payment_status = lifecycle.PAYMENT_COMPLETED
-    order.version += 1
-    order.updated_at = now
-    session.add(
-        StatusHistory(
-            order_id=order.id,
-            from_status=previous,
-            to_status=lifecycle.PROCESSING,
-            reason=reason,
-            actor=actor,
-            request_id=request_id,
-            version=order.version,
-            created_at=now,
-        )
+    transitions.transition_order(
+        session, order, lifecycle.PROCESSING, reason=reason, principal=SYSTEM, actor=actor, request_id=request_id
     )
     return True
 
@@ -275,6 +298,13 @@ def confirm_payment(
     ).all()
     if others:
         payment.error = {"code": "DUPLICATE_PAYMENT", "message": "The order was already paid; refund this payment."}
+    elif order.status == lifecycle.CANCELLED:
+        # The charge reached the gateway before the order was cancelled, so the cancellation found
+        # no captured money to give back: refund it now, once (a repeated confirmation returns
+        # above). The refund job is sent by the relay if the caller does not send it.
+        _set_payment_status(order, lifecycle.PAYMENT_COMPLETED)
+        payment.error = {"code": "ORDER_CANCELLED", "message": "Captured after the order was cancelled; refunded."}
+        queue_refund_in(session, order, payment.amount, principal=SYSTEM, request_id=request_id)
     elif order.status != lifecycle.PROCESSING:
         payment.error = {"code": "ORDER_NOT_PAYABLE", "message": f"Payment arrived for a {order.status} order."}
 
@@ -404,20 +434,16 @@ def _finish_success(db: Database, attempt: _Attempt, gateway_txn: str | None, re
             _set_payment_status(
                 order, lifecycle.PAYMENT_REFUNDED if left <= 0 else lifecycle.PAYMENT_PARTIALLY_REFUNDED
             )
-            if left <= 0 and lifecycle.REFUNDED in lifecycle.ORDER_TRANSITIONS.get(order.status, ()):
-                previous, order.status = order.status, lifecycle.REFUNDED
-                order.version += 1
-                session.add(
-                    StatusHistory(
-                        order_id=order.id,
-                        from_status=previous,
-                        to_status=lifecycle.REFUNDED,
-                        reason="payment refunded in full",
-                        actor=actor,
-                        request_id=request_id,
-                        version=order.version,
-                        created_at=utcnow(),
-                    )
+            if left <= 0 and lifecycle.order_transition_allowed(order.status, lifecycle.REFUNDED):
+                # payment_status is already "refunded", so the transition queues no second refund
+                transitions.transition_order(
+                    session,
+                    order,
+                    lifecycle.REFUNDED,
+                    reason="payment refunded in full",
+                    principal=SYSTEM,
+                    actor=actor,
+                    request_id=request_id,
                 )
         return _result(order, payment)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from celery import Celery
 
@@ -25,17 +26,21 @@ class TaskSender:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
+    def _publish(self, ref: JobRef, request_id: str | None, producer: Any = None) -> None:
+        self.app.send_task(
+            ref.task_name,
+            args=[ref.job_id],
+            task_id=ref.job_id,
+            queue=ref.queue,
+            headers={"request_id": request_id},
+            retry=False,
+            producer=producer,
+        )
+
     def send(self, ref: JobRef, *, request_id: str | None = None) -> bool:
         """Publish one job's message; True when the broker took it."""
         try:
-            self.app.send_task(
-                ref.task_name,
-                args=[ref.job_id],
-                task_id=ref.job_id,
-                queue=ref.queue,
-                headers={"request_id": request_id},
-                retry=False,
-            )
+            self._publish(ref, request_id)
             return True
         except Exception as exc:  # kombu/redis raise several types; all mean "not sent now"
             log.warning(
@@ -44,8 +49,19 @@ class TaskSender:
             return False
 
     def send_all(self, refs: Iterable[JobRef], *, request_id: str | None = None) -> list[str]:
-        """Publish several; returns the ids that were sent."""
-        return [ref.job_id for ref in refs if self.send(ref, request_id=request_id)]
+        """Publish several over one producer connection; returns the ids that were sent.
+
+        The first failure stops the batch (the broker is down); the rest stay ``queued``.
+        """
+        sent: list[str] = []
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for ref in refs:
+                    self._publish(ref, request_id, producer)
+                    sent.append(ref.job_id)
+        except Exception as exc:  # as in send(): any broker error means "not sent now"
+            log.warning("job messages not sent; the relay will resend them", extra={"error": repr(exc)})
+        return sent
 
 
 def make_sender(settings: Settings) -> TaskSender:

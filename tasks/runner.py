@@ -1,6 +1,8 @@
 """The one way a task runs a job: claim, run the service, record the outcome.
 
-Redelivered messages for finished jobs do nothing. Domain errors finish the job as failed with
+Redelivered messages for finished jobs do nothing. A handler may return a
+:class:`services.jobs.JobOutcome` to have follow-up jobs sent after its commit, or to leave its job
+running for children to finish. Domain errors finish the job as failed with
 their code; transient errors retry with exponential backoff, and after the last retry the job
 fails rather than staying ``running`` forever.
 """
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,7 +24,16 @@ from sqlalchemy.exc import OperationalError
 from config.metrics import TASK_DURATION, TASKS
 from models import Database
 from services.errors import DomainError, TransientError
-from services.jobs import claim_job, finish_job, set_progress
+from services.jobs import (
+    AtomicWork,
+    JobOutcome,
+    claim_job,
+    finish_job,
+    note_resent,
+    run_atomically,
+    set_progress,
+)
+from tasks.dispatch import TaskSender
 from workers import runtime
 
 log = structlog.get_logger(__name__)
@@ -45,7 +57,7 @@ ContextJobHandler = Callable[[Database, dict[str, Any], JobContext], Any]
 
 
 @dataclass
-class Outcome:
+class RunRecord:
     """What a run ended as, for the task metrics (filled in as the run goes)."""
 
     job_type: str = "unknown"
@@ -55,24 +67,31 @@ class Outcome:
 def run_job(task: Task, job_id: str, handler: JobHandler | ContextJobHandler, *, with_context: bool = False) -> None:
     """Run ``handler(db, args)`` (or ``handler(db, args, context)`` when ``with_context``) and count
     the outcome by job type, with its duration."""
+    with _recorded() as record:
+        _run(task, job_id, handler, record, with_context=with_context)
+
+
+@contextmanager
+def _recorded() -> Iterator[RunRecord]:
+    """Count the run by job type and outcome, and observe its duration, however it ends."""
     started = time.perf_counter()
-    outcome = Outcome()
+    record = RunRecord()
     try:
-        _run(task, job_id, handler, outcome, with_context=with_context)
+        yield record
     finally:
-        TASKS.labels(outcome.job_type, outcome.result).inc()
-        TASK_DURATION.labels(outcome.job_type).observe(time.perf_counter() - started)
+        TASKS.labels(record.job_type, record.result).inc()
+        TASK_DURATION.labels(record.job_type).observe(time.perf_counter() - started)
 
 
 def _run(
-    task: Task, job_id: str, handler: JobHandler | ContextJobHandler, outcome: Outcome, *, with_context: bool
+    task: Task, job_id: str, handler: JobHandler | ContextJobHandler, record: RunRecord, *, with_context: bool
 ) -> None:
     db = runtime.database()
     claimed = claim_job(db, job_id)
     if claimed is None:
         log.warning("job not found; message dropped", job_id=job_id)
         return
-    outcome.job_type = claimed.type
+    record.job_type = claimed.type
     structlog.contextvars.bind_contextvars(request_id=claimed.request_id, task_id=job_id, job_type=claimed.type)
     try:
         if claimed.state != "running":
@@ -87,27 +106,85 @@ def _run(
                 result = handler(db, claimed.args)  # type: ignore[call-arg]
         except DomainError as exc:
             finish_job(db, job_id, error=exc.as_dict())
-            outcome.result = "failed"
+            record.result = "failed"
             log.info("job failed", code=exc.code)
             return
         except TRANSIENT as exc:
             if task.request.retries < (task.max_retries or 0):
-                outcome.result = "retried"
+                record.result = "retried"
                 log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
                 raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
             finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
-            outcome.result = "failed"
+            record.result = "failed"
             log.error("transient failure; retries exhausted", error=repr(exc))
             return
         except Exception as exc:
             logging.getLogger(__name__).exception("job crashed")
             error = {"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
             finish_job(db, job_id, error=error)
-            outcome.result = "crashed"
+            record.result = "crashed"
             log.error("job crashed", error=repr(exc))
             return
-        finish_job(db, job_id, result=result)
-        outcome.result = "succeeded"
-        log.info("job succeeded")
+        outcome = result if isinstance(result, JobOutcome) else JobOutcome(result)
+        if outcome.finished:
+            finish_job(db, job_id, result=outcome.result)
+            record.result = "succeeded"
+            log.info("job succeeded")
+        else:
+            record.result = "waiting"
+            log.info("job waiting for its children")
+        if outcome.send:
+            # After the handler's commit: jobs it queued (refunds, children) go out now; any the
+            # broker refuses stay ``queued`` for the relay.
+            note_resent(db, TaskSender(task.app).send_all(outcome.send, request_id=claimed.request_id))
+    finally:
+        structlog.contextvars.unbind_contextvars("job_type")
+
+
+def run_job_atomically(task: Task, job_id: str, work: AtomicWork) -> None:
+    """Like :func:`run_job` for work that takes the job's own transaction (see
+    :func:`services.jobs.run_atomically`): claim, work and outcome commit together."""
+    with _recorded() as record:
+        _run_atomically(task, job_id, work, record)
+
+
+def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord) -> None:
+    db = runtime.database()
+    try:
+        run = run_atomically(db, job_id, work)
+    except TRANSIENT as exc:
+        if task.request.retries < (task.max_retries or 0):
+            record.result = "retried"
+            log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
+            raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
+        finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
+        record.result = "failed"
+        log.error("transient failure; retries exhausted", error=repr(exc))
+        return
+    except Exception as exc:
+        logging.getLogger(__name__).exception("job crashed")
+        finish_job(
+            db, job_id, error={"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
+        )
+        record.result = "crashed"
+        log.error("job crashed", error=repr(exc))
+        return
+    record.job_type = run.job_type or "unknown"
+    if run.state == "missing":
+        log.warning("job not found; message dropped", job_id=job_id)
+        return
+    structlog.contextvars.bind_contextvars(request_id=run.request_id, task_id=job_id, job_type=run.job_type)
+    try:
+        if run.state == "skipped":
+            log.info("job already finished; redelivery ignored")
+            return
+        if run.error is not None:
+            record.result = "failed"
+            log.info("job failed", code=run.error["code"])
+        else:
+            record.result = "succeeded"
+            log.info("job succeeded")
+        if run.outcome.send:
+            note_resent(db, TaskSender(task.app).send_all(run.outcome.send, request_id=run.request_id))
     finally:
         structlog.contextvars.unbind_contextvars("job_type")

@@ -12,7 +12,7 @@ from config.settings import Settings
 from workers import runtime
 from workers.queues import ALL_QUEUES, MAINTENANCE
 
-TASK_MODULES = ["tasks.checkout", "tasks.exports", "tasks.maintenance", "tasks.payments"]
+TASK_MODULES = ["tasks.checkout", "tasks.exports", "tasks.maintenance", "tasks.orders", "tasks.payments"]
 
 # Longest task time limit (exports) is an hour; a message not acked within the visibility
 # timeout is delivered again, so ``broker_visibility_timeout_seconds`` (default 2 h) must stay

@@ -1,0 +1,154 @@
+"""The order lifecycle over HTTP: status changes, item actions, bulk cancel, and the lifecycle itself."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.async_answer import answer_job
+from api.deps import Deps
+from api.openapi import responses, spec
+from api.render import etag
+from api.schemas import (
+    AcceptedOut,
+    BulkCancelIn,
+    BulkCancelOut,
+    ErrorOut,
+    ItemsIn,
+    ItemsOut,
+    OrderStatesOut,
+    StatusIn,
+    StatusOut,
+)
+from api.timefmt import iso
+from api.validation import parse_body
+from services import lifecycle
+from services.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
+from services.items import ItemAction, act_on_items
+from services.transitions import change_status, parse_if_match
+
+
+class OrderStatusResource:
+    """``PATCH /api/orders/{id}/status`` (admin, ops; a customer key is 403 before any lookup)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(
+        json=StatusIn, resp=responses(HTTP_200=StatusOut, HTTP_412=ErrorOut), tags=["lifecycle"], skip_validation=True
+    )
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
+        """Update order status (admin, ops).
+
+        Body ``{"status", "reason"}``; answer ``{"id", "status", "updatedAt", "version"}`` with the
+        new ``ETag``. ``If-Match: "<version>"`` (the order's ``ETag``) makes a stale version 412
+        ``PRECONDITION_FAILED`` with ``details[0].currentVersion``; without it, concurrent changes
+        are applied one after another, each checked against the lifecycle, none lost. A forbidden or
+        unknown status (the current one included) is 400 ``INVALID_STATUS`` with ``currentStatus``
+        and ``allowedTransitions``. Side effects belong to the transition: ``processing`` commits the
+        held stock, ``cancelled`` gives stock back and refunds captured money, ``completed →
+        refunded`` refunds in full. Each change is a history row (``GET /api/orders/{id}?$expand=
+        history``). Customer keys get 403 ``FORBIDDEN`` before any lookup (they cancel through
+        ``/api/orders/items`` or ``/api/orders/bulk-cancel``)."""
+        body = parse_body(req, StatusIn)
+        changed = change_status(
+            self.deps.db,
+            req.context.principal,
+            order_id,
+            body.status,
+            reason=body.reason,
+            if_match=parse_if_match(req.get_header("If-Match")),
+            request_id=req.context.request_id,
+        )
+        self.deps.sender.send_all(changed.jobs, request_id=req.context.request_id)
+        resp.set_header("ETag", etag(changed.version))
+        resp.media = {
+            "id": changed.id,
+            "status": changed.status,
+            "updatedAt": iso(changed.updated_at),
+            "version": changed.version,
+        }
+
+
+class OrderItemsResource:
+    """``POST /api/orders/items``: cancel or verify items, all or nothing."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(json=ItemsIn, resp=responses(HTTP_200=ItemsOut), tags=["lifecycle"], skip_validation=True)
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Cancel or verify order items (all or nothing).
+
+        Answer: the brief's ``{"orderId", "items": [{"itemId", "status"}]}`` plus ``orderStatus``,
+        ``totalAmount`` and ``version``. One unknown item (400 ``ITEM_NOT_FOUND``), an item named
+        twice (400 ``VALIDATION_ERROR``) or one action the item lifecycle forbids, or any action on
+        an order past ``processing`` (400 ``INVALID_STATUS``), changes nothing; ``details`` names
+        each offending item. Cancelling items releases their stock, recomputes ``totalAmount`` and
+        refunds their share when paid; cancelling the last live item cancels the order. Repeating
+        an action already applied is a no-op. Customers act on their own orders' items."""
+        body = parse_body(req, ItemsIn)
+        changed = act_on_items(
+            self.deps.db,
+            req.context.principal,
+            body.orderId,
+            [ItemAction(i.itemId, i.action, i.reason) for i in body.items],
+            request_id=req.context.request_id,
+        )
+        self.deps.sender.send_all(changed.jobs, request_id=req.context.request_id)
+        resp.set_header("ETag", etag(changed.version))
+        resp.media = {
+            "orderId": changed.order_id,
+            "items": [{"itemId": item_id, "status": status} for item_id, status in changed.items],
+            "orderStatus": changed.order_status,
+            "totalAmount": changed.total_amount,
+            "version": changed.version,
+        }
+
+
+class BulkCancelResource:
+    """``POST /api/orders/bulk-cancel``: one cancellation task per order, gathered by a parent task."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(
+        json=BulkCancelIn,
+        resp=responses(HTTP_202=AcceptedOut, HTTP_200=BulkCancelOut),
+        tags=["lifecycle"],
+        skip_validation=True,
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Bulk cancel orders: one cancellation task per order.
+
+        Up to 10,000 ids (more is 413 ``PAYLOAD_TOO_LARGE``). Answers 202 with the task; its result
+        is ``{"cancelled", "failed", "results"}``, one entry per distinct id in request order:
+        ``{"orderId", "status": "cancelled"}`` (already cancelled counts) or ``{"orderId", "error":
+        {"code", "message", "details"}}`` (``ORDER_NOT_FOUND``, ``INVALID_STATUS``). The task's
+        ``progress`` counts finished orders. ``?dryRun=true`` answers 200 at once with the same
+        shape plus ``dryRun`` and each order's ``currentStatus``, changing nothing. Customers' keys
+        reach only their own orders (others' ids fail ``ORDER_NOT_FOUND``). ``Prefer: wait=N``
+        answers 200 with the result when the task finishes within N seconds."""
+        body = parse_body(req, BulkCancelIn)
+        principal = req.context.principal
+        if req.get_param_as_bool("dryRun", default=False):
+            resp.media = plan_bulk_cancel(self.deps.db, principal, body.orderIds)
+            return
+        job = start_bulk_cancel(
+            self.deps.db, principal, body.orderIds, reason=body.reason, request_id=req.context.request_id
+        )
+        self.deps.sender.send(job, request_id=req.context.request_id)
+        answer_job(req, resp, self.deps.db, job.job_id)
+
+
+class OrderStatesResource:
+    """``GET /api/meta/order-states``: the lifecycle as data (public)."""
+
+    public = True
+
+    @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True)
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The order lifecycle (public).
+
+        Order and item statuses, each with the statuses it may move to, and the item actions."""
+        resp.cache_control = ["public", "max-age=3600"]
+        resp.media = lifecycle.describe()
