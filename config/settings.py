@@ -63,7 +63,7 @@ class Settings:
     task_soft_time_limit_seconds: int = 300
     task_time_limit_seconds: int = 360
     relay_interval_seconds: int = 15
-    relay_grace_seconds: int = 30
+    relay_grace_seconds: int = 120
     # A beat holding the RedBeat lock renews it every loop (<= 5 s); a dead beat's lock expires
     # after this long and a waiting beat on another host takes over.
     beat_lock_timeout_seconds: int = 25
