@@ -84,6 +84,8 @@ def cmd_run(_: Settings, args: argparse.Namespace) -> int:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "8000")
     env["PYTHONUNBUFFERED"] = "1"
+    # Links the workers hand out (hosted checkout, return and download URLs) point at this port.
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{env['PORT']}")
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         # One metrics directory for every process on this host; /metrics aggregates it.
         metrics_dir = VAR_DIR / "metrics"
@@ -128,13 +130,17 @@ def cmd_run(_: Settings, args: argparse.Namespace) -> int:
         )
         children.append(honcho)
 
+        stopped: list[int] = []
+
         def _stop(signum: int, _frame: object) -> None:
+            stopped.append(signum)
             if honcho.poll() is None:
                 honcho.send_signal(signal.SIGTERM)
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
-        return honcho.wait()
+        code = honcho.wait()
+        return 0 if stopped else code  # stopping on request is a clean exit
     finally:
         for child in children:
             if child.poll() is None:
