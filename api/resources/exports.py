@@ -13,6 +13,7 @@ from typing import BinaryIO
 import falcon
 from spectree import Response
 
+from api.async_answer import answer_job
 from api.deps import Deps
 from api.openapi import responses, spec
 from api.schemas import ErrorOut, ExportIn, ExportLinkQuery, TaskAcceptedOut
@@ -36,11 +37,7 @@ class OrderExportResource:
             self.deps.db, req.context.principal, request, self.policy, request_id=req.context.request_id
         )
         self.deps.sender.send(queued.job, request_id=req.context.request_id)
-        task_id = queued.job.job_id
-        resp.status = falcon.HTTP_202
-        resp.location = f"/api/tasks/{task_id}"
-        resp.set_header("Retry-After", "1")
-        resp.media = {"taskId": task_id, "statusUrl": f"{req.prefix}/api/tasks/{task_id}"}
+        answer_job(req, resp, self.deps.db, queued.job.job_id)
 
 
 class _FileSlice:

@@ -208,6 +208,19 @@ def test_csv_export_matches_the_database_cell_for_cell(client, admin_headers, wo
     assert any(o.payment_method == "=1+2" for o in orders) and b",'=1+2," in download.content
 
 
+def test_prefer_wait_answers_with_the_finished_export(client, admin_headers, worker, dataset):
+    answered = client.simulate_post(
+        "/api/orders/export",
+        json={"format": "csv", "filters": {"customerId": dataset.customer}, "columns": ["id"]},
+        headers={**admin_headers, "Prefer": "wait=20"},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["preference-applied"] == "wait=20"
+    assert set(answered.json) == {"exportId", "rows", "bytes", "sha256", "downloadUrl", "expiresAt"}
+    assert answered.json["rows"] == 26
+    assert client.simulate_get(local(answered.json["downloadUrl"])).status_code == 200
+
+
 def test_xlsx_export_matches_the_database_cell_for_cell(client, admin_headers, worker, dataset, deps):
     task, download = run_export(
         client, admin_headers, {"format": "excel", "filters": {"customerId": dataset.customer}}
