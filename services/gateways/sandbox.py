@@ -51,6 +51,10 @@ DECLINES = {"tok_chargeDeclined": "card_declined", "tok_insufficientFunds": "ins
 SUCCESS_TOKENS = ("tok_visa", "tok_mastercard")
 TIMEOUT_TOKEN = "tok_timeout"
 UNAVAILABLE_TOKEN = "tok_gatewayUnavailable"
+# Unavailable for the first FLAKY_FAILURES calls of a payment attempt, then succeeds like tok_visa:
+# shows that transient gateway errors are retried (with backoff) and still charge once.
+FLAKY_TOKEN = "tok_gatewayFlaky"
+FLAKY_FAILURES = 2
 SIGNATURE_HEADER = "Sandbox-Signature"
 
 Deliver = Callable[[str, bytes, dict[str, str]], None]
@@ -127,6 +131,18 @@ class SandboxGateway:
                 select(SandboxLedgerEntry).where(SandboxLedgerEntry.idempotency_key == idempotency_key)
             )
 
+    def _fail_while_flaky(self, amount: Decimal, currency: str, idempotency_key: str) -> None:
+        """Record an outage for this attempt and raise, until it has failed FLAKY_FAILURES times."""
+        with self.db.reader() as session:
+            failures = session.scalar(
+                select(func.count())
+                .select_from(SandboxLedgerEntry)
+                .where(SandboxLedgerEntry.idempotency_key.startswith(f"{idempotency_key}:outage:", autoescape=True))
+            )
+        if failures < FLAKY_FAILURES:
+            self._record(self._entry("outage", "unavailable", amount, currency, f"{idempotency_key}:outage:{failures}"))
+            raise GatewayUnavailable(f"sandbox: flaky outage {failures + 1} of {FLAKY_FAILURES}")
+
     def _record(self, entry: SandboxLedgerEntry, before: Callable[[Any], None] | None = None) -> SandboxLedgerEntry:
         """Insert ``entry`` unless its idempotency key is known; returns the entry of record."""
         try:
@@ -186,7 +202,9 @@ class SandboxGateway:
             raise GatewayTimeout("sandbox: tok_timeout never answers")
         if token == UNAVAILABLE_TOKEN:
             raise GatewayUnavailable("sandbox: temporarily unavailable")
-        reason = DECLINES.get(token) or (None if token in SUCCESS_TOKENS else "invalid_token")
+        if token == FLAKY_TOKEN:
+            self._fail_while_flaky(amount, currency, idempotency_key)
+        reason = DECLINES.get(token) or (None if token in SUCCESS_TOKENS + (FLAKY_TOKEN,) else "invalid_token")
         status = "declined" if reason else ("succeeded" if capture else "authorized")
         entry = self._record(
             self._entry(

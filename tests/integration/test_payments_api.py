@@ -53,6 +53,29 @@ def test_brief_payment_example_completes_with_a_transaction_id(client, admin_hea
     assert payment.gateway_transaction_id == charge.id and charge.idempotency_key == payment.idempotency_key
 
 
+def test_transient_gateway_errors_retry_with_backoff_and_charge_once(client, admin_headers, make_offer, deps, worker):
+    order = place(client, admin_headers, make_offer("99.99", stock=5))
+    body = brief_payment(order["orderId"])
+    body["paymentDetails"]["token"] = "tok_gatewayFlaky"  # unavailable twice, then it answers
+    result = pay(client, admin_headers, body, Prefer="wait=25")
+    assert result.status_code == 200, result.text
+    assert result.json["paymentStatus"] == "completed"
+    [payment] = payments_of(deps.db, order["orderId"])
+    with deps.db.reader() as session:
+        job = session.get(Job, payment.job_id)
+        outages = session.scalar(
+            select(func.count())
+            .select_from(SandboxLedgerEntry)
+            .where(
+                SandboxLedgerEntry.kind == "outage",
+                SandboxLedgerEntry.idempotency_key.startswith(payment.idempotency_key),
+            )
+        )
+    assert job.attempts == 3 and outages == 2  # two retries, after 1 s and 2 s of backoff
+    assert (job.finished_at - job.started_at).total_seconds() >= 3
+    assert len(sandbox_charges(deps.db, order["orderId"])) == 1
+
+
 def test_without_prefer_the_answer_is_202_and_a_task(client, admin_headers, make_offer, worker):
     order = place(client, admin_headers, make_offer())
     result = client.simulate_post("/api/orders/payment", json=brief_payment(order["orderId"]), headers=admin_headers)
