@@ -9,6 +9,8 @@ from celery import current_app, shared_task
 
 from services.housekeeping import purge_expired
 from services.jobs import note_resent, stale_queued_jobs
+from services.unpaid_orders import expire_unpaid_orders as expire_unpaid_orders_service
+from tasks.context import gateways
 from tasks.dispatch import TaskSender
 from workers import runtime
 
@@ -38,3 +40,16 @@ def housekeeping() -> dict[str, int]:
     purged = purge_expired(runtime.database())
     log.info("housekeeping", idempotency_records=purged.idempotency_records, jobs=purged.jobs)
     return {"idempotencyRecords": purged.idempotency_records, "jobs": purged.jobs}
+
+
+@shared_task(name="maintenance.expire_unpaid_orders")
+def expire_unpaid_orders() -> dict[str, int]:
+    """Cancel ``pending_payment`` orders past their payment window (``payment_timeout``)."""
+    settings = runtime.settings()
+    db = runtime.database()
+    run = expire_unpaid_orders_service(db, gateways(), batch=settings.expire_orders_batch)
+    sent = TaskSender(current_app).send_all(run.jobs)
+    note_resent(db, sent)
+    if run.cancelled or run.paid or run.deferred:
+        log.info("unpaid orders", **run.as_dict())
+    return run.as_dict()

@@ -124,4 +124,9 @@ class Gateway(Protocol):
 
     def retrieve_checkout_session(self, session_id: str) -> CheckoutState: ...
 
+    def expire_checkout(self, session_id: str) -> CheckoutState:
+        """Close an open checkout session so it can no longer be paid; returns the session's state
+        afterwards (``expired``, or ``complete`` when the customer paid before it closed)."""
+        ...
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> GatewayEvent: ...

@@ -178,7 +178,18 @@ class StripeGateway:
         return CheckoutSession(session.id, session.url)
 
     def retrieve_checkout_session(self, session_id: str) -> CheckoutState:
-        session = self._call(self.client.v1.checkout.sessions.retrieve, session_id)
+        return self._state(self._call(self.client.v1.checkout.sessions.retrieve, session_id))
+
+    def expire_checkout(self, session_id: str) -> CheckoutState:
+        """``POST /v1/checkout/sessions/{id}/expire``; Stripe refuses it for a session that is not
+        open (already paid or expired), which then answers with what the session is."""
+        try:
+            return self._state(self._call(self.client.v1.checkout.sessions.expire, session_id))
+        except GatewayDeclined:
+            return self.retrieve_checkout_session(session_id)
+
+    @staticmethod
+    def _state(session: Any) -> CheckoutState:
         metadata = session.metadata.to_dict() if session.metadata else {}
         return CheckoutState(
             id=session.id,
