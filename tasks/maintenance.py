@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import structlog
 from celery import current_app, shared_task
 
 from services.housekeeping import purge_expired
 from services.jobs import note_resent, stale_queued_jobs
+from services.settlement import previous_day, settle_day
 from services.unpaid_orders import expire_unpaid_orders as expire_unpaid_orders_service
 from tasks.context import gateways
 from tasks.dispatch import TaskSender
@@ -53,3 +54,12 @@ def expire_unpaid_orders() -> dict[str, int]:
     if run.cancelled or run.paid or run.deferred:
         log.info("unpaid orders", **run.as_dict())
     return run.as_dict()
+
+
+@shared_task(name="maintenance.settle_payments")
+def settle_payments(day: str | None = None) -> dict[str, object]:
+    """Store each gateway's settlement report for ``day`` (YYYY-MM-DD; default: the previous UTC day)."""
+    settled = settle_day(runtime.database(), gateways(), date.fromisoformat(day) if day else previous_day())
+    summary = settled.as_dict()
+    log.info("settlement", **summary)
+    return summary

@@ -40,6 +40,7 @@ from services.gateways.base import (
     GatewayEvent,
     GatewayTimeout,
     GatewayUnavailable,
+    LedgerEntry,
     RefundResult,
 )
 from services.gateways.events import normalize, to_minor
@@ -317,6 +318,32 @@ class SandboxGateway:
             amount=entry.amount,
             order_id=entry.reference,
         )
+
+    def settlement_entries(self, start: datetime, end: datetime) -> list[LedgerEntry]:
+        """The books' captures (charges that ended ``succeeded``, dated when captured) and refunds."""
+        book = SandboxLedgerEntry
+        with self.db.reader() as session:
+            captures = session.scalars(
+                select(book).where(
+                    book.gateway_id == self.gateway_id,
+                    book.kind == "charge",
+                    book.status == "succeeded",
+                    book.updated_at >= start,
+                    book.updated_at < end,
+                )
+            ).all()
+            refunds = session.scalars(
+                select(book).where(
+                    book.gateway_id == self.gateway_id,
+                    book.kind == "refund",
+                    book.status == "succeeded",
+                    book.created_at >= start,
+                    book.created_at < end,
+                )
+            ).all()
+        return [LedgerEntry(e.id, "capture", e.amount, e.currency, e.updated_at) for e in captures] + [
+            LedgerEntry(e.id, "refund", e.amount, e.currency, e.created_at) for e in refunds
+        ]
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> GatewayEvent:
         signing.verify(payload, signature, self.webhook_secret, self.tolerance_seconds)
