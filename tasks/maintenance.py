@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import structlog
 from celery import current_app, shared_task
 
-from services.housekeeping import purge_expired
+from services.housekeeping import ExportStore, purge_expired
 from services.jobs import note_resent, stale_queued_jobs
 from services.settlement import previous_day, settle_day
 from services.unpaid_orders import expire_unpaid_orders as expire_unpaid_orders_service
@@ -33,14 +34,23 @@ def relay_queued_jobs() -> int:
 
 @shared_task(name="maintenance.housekeeping")
 def housekeeping() -> dict[str, int]:
-    """Delete expired idempotency records and finished jobs past retention.
+    """Delete expired export files with their rows and jobs, expired idempotency records, and
+    finished jobs past retention.
 
-    There are no Celery results to clean: tasks run with ``ignore_result`` and the jobs table is
-    the result store.
+    There are no Celery results to clean: tasks run with ``ignore_result`` (no result backend) and
+    the jobs table is the result store, whose finished rows expire here.
     """
-    purged = purge_expired(runtime.database())
-    log.info("housekeeping", idempotency_records=purged.idempotency_records, jobs=purged.jobs)
-    return {"idempotencyRecords": purged.idempotency_records, "jobs": purged.jobs}
+    settings = runtime.settings()
+    store = ExportStore(Path(settings.export_dir), timedelta(seconds=settings.export_ttl_seconds))
+    purged = purge_expired(runtime.database(), exports=store)
+    summary = {
+        "idempotencyRecords": purged.idempotency_records,
+        "jobs": purged.jobs,
+        "exports": purged.exports,
+        "exportFiles": purged.files,
+    }
+    log.info("housekeeping", **summary)
+    return summary
 
 
 @shared_task(name="maintenance.expire_unpaid_orders")

@@ -20,6 +20,8 @@ from models import Payment, SandboxLedgerEntry, StatusHistory
 from models.types import utcnow
 from services.gateways import Gateways
 from services.gateways.base import GatewayDeclined
+from services.principal import SYSTEM
+from services.settlement import list_reports, previous_day
 from tests.integration.helpers import order_row, payments_of, place, wait_task
 from tests.support.polling import wait_for
 from tests.support.processes import start_beat, stop_process
@@ -140,3 +142,13 @@ def test_a_checkout_paid_just_before_its_window_closed_ends_processing_not_cance
     assert [row.to_status for row in history_rows(deps.db, order["orderId"])][-1] == "processing"
     stock = client.simulate_get(f"/api/offers/{offer}", headers=admin_headers).json
     assert (stock["stockAvailable"], stock["stockReserved"]) == (4, 0)
+
+
+def test_the_settlement_job_fires_on_its_interval_and_reports_the_previous_day(deps, beat):
+    def report():
+        found = list_reports(deps.db, SYSTEM, day=previous_day(), gateway_id="sandbox")
+        return found[0] if found else None
+
+    first = wait_for(report, timeout=20, what="the beat's settlement job to report yesterday")
+    wait_for(lambda: report().created_at > first.created_at, timeout=20, what="the next run to replace the report")
+    assert len(list_reports(deps.db, SYSTEM, day=previous_day(), gateway_id="sandbox")) == 1
