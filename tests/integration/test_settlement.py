@@ -14,7 +14,8 @@ from sqlalchemy import delete, update
 
 from models import Payment, SandboxLedgerEntry
 from models.ids import new_id
-from services.settlement import compare
+from services.principal import SYSTEM
+from services.settlement import compare, list_reports
 from tests.conftest import auth
 from tests.integration.helpers import brief_payment, error_code, payments_of, place
 from tests.support.polling import wait_for
@@ -30,19 +31,19 @@ def pay(client, headers, body) -> dict:
     return result.json
 
 
-def settle(settings, client, headers, gateway_id: str = "stripe_1") -> dict:
-    """Send the settlement task for DAY and wait for its report to be (re)written."""
-    before = reports(client, headers, gateway_id)
-    stamp = before[0]["createdAt"] if before else None
+def settle(settings, deps, client, headers, gateway_id: str = "stripe_1") -> dict:
+    """Send the settlement task for DAY, as beat does, and wait for its report to be (re)written."""
+
+    def stored():
+        found = list_reports(deps.db, SYSTEM, day=DAY, gateway_id=gateway_id)
+        return found[0].created_at if found else None
+
+    before = stored()
     create_celery_app(settings).send_task(
         "maintenance.settle_payments", kwargs={"day": DAY.isoformat()}, queue="maintenance"
     )
-
-    def written() -> dict | None:
-        found = reports(client, headers, gateway_id)
-        return found[0] if found and (stamp is None or found[0]["createdAt"] != stamp) else None
-
-    return wait_for(written, timeout=20, what="the settlement report")
+    wait_for(lambda: stored() not in (None, before), timeout=20, what="the settlement report")
+    return reports(client, headers, gateway_id)[0]
 
 
 def reports(client, headers, gateway_id: str) -> list[dict]:
@@ -75,7 +76,7 @@ def test_a_clean_day_matches_and_injected_differences_are_reported(
             update(SandboxLedgerEntry).where(SandboxLedgerEntry.id.in_(ledger)).values(updated_at=NOON, created_at=NOON)
         )
 
-    clean = settle(settings, client, admin_headers)
+    clean = settle(settings, deps, client, admin_headers)
     assert clean["matchedCount"] == 3, clean
     assert (clean["missingInGateway"], clean["missingInDb"], clean["amountMismatches"]) == ([], [], [])
     assert reports(client, admin_headers, "sandbox")[0]["matchedCount"] == 0  # another gateway, nothing that day
@@ -102,7 +103,7 @@ def test_a_clean_day_matches_and_injected_differences_are_reported(
             )
         )
 
-    found = settle(settings, client, admin_headers)
+    found = settle(settings, deps, client, admin_headers)
     assert found["id"] == clean["id"]  # settling the day again replaces its report
     assert found["matchedCount"] == 1
     assert found["amountMismatches"] == [
