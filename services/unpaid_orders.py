@@ -104,15 +104,19 @@ def _settle_one(
 ) -> None:
     """One order, one transaction: confirm it if a session was paid, else cancel it."""
     with db.transaction() as session:
-        order = lock_order(session, candidate.order_id)
-        if order is None or order.status != lifecycle.PENDING_PAYMENT or order.hold_expires_at >= now:
-            return  # paid, cancelled or changed since it was read: nothing to do
+        # Payment rows before the order row: the order in which webhooks and payment tasks lock them.
         checkouts = {
             p.checkout_session_id: p
             for p in session.scalars(
-                select(Payment).where(Payment.order_id == order.id, Payment.action == CHECKOUT).with_for_update()
+                select(Payment)
+                .where(Payment.order_id == candidate.order_id, Payment.action == CHECKOUT)
+                .order_by(Payment.id)
+                .with_for_update()
             )
         }
+        order = lock_order(session, candidate.order_id)
+        if order is None or order.status != lifecycle.PENDING_PAYMENT or order.hold_expires_at >= now:
+            return  # paid, cancelled or changed since it was read: nothing to do
         paid = next((state for state in states if state.paid), None)
         if paid is not None and paid.id in checkouts:
             confirm_payment(
