@@ -29,6 +29,7 @@ from api.resources.payments import (
     PaymentResource,
     WebhookResource,
 )
+from api.resources.reconciliation import ReconciliationReportsResource
 from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
 from api.resources.tasks import TaskResource
 from config.logging import configure_logging
@@ -90,6 +91,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/sandbox/checkout/{session_id}", SandboxCheckoutPageResource(deps))
     app.add_route("/sandbox/checkout/{session_id}/{decision}", SandboxCheckoutActionResource(deps))
     app.add_route("/api/exports/{export_id}/file", ExportFileResource(deps))
+    app.add_route("/api/reconciliation/reports", ReconciliationReportsResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
     app.add_route("/api/keys", KeysResource(deps))

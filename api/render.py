@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from api.timefmt import iso
@@ -12,6 +13,7 @@ from services.metrics import Figures, MetricsView
 from services.offers import OfferView
 from services.orders import OrderView
 from services.query.fields import FIELDS
+from services.settlement import ReportView
 
 
 def order_body(order: OrderView) -> dict[str, Any]:
@@ -118,4 +120,22 @@ def metrics_body(view: MetricsView) -> dict[str, Any]:
         "groups": [{"key": key, **_figures(figures)} for key, figures in view.groups],
         "groupsTruncated": view.groups_truncated,
         "asOf": iso(view.as_of),
+    }
+
+
+def _money_fields(entry: dict[str, Any], *names: str) -> dict[str, Any]:
+    """A stored report entry with its decimal-string amounts as Decimals (JSON numbers on the wire)."""
+    return {key: Decimal(value) if key in names else value for key, value in entry.items()}
+
+
+def reconciliation_report_body(report: ReportView) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "date": report.date.isoformat(),
+        "gatewayId": report.gateway_id,
+        "matchedCount": report.matched_count,
+        "missingInGateway": [_money_fields(e, "amount") for e in report.missing_in_gateway],
+        "missingInDb": [_money_fields(e, "amount") for e in report.missing_in_db],
+        "amountMismatches": [_money_fields(e, "gatewayAmount", "dbAmount") for e in report.amount_mismatches],
+        "createdAt": iso(report.created_at),
     }

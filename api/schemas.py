@@ -436,3 +436,38 @@ class MetricsOut(MetricsFigures):
     groups: list[MetricsGroupOut]
     groupsTruncated: bool = Field(False, description="True when groupBy=customer had more than 1000 customers.")
     asOf: str
+
+
+class ReconciliationQueryIn(Strict):
+    date: DateIn | None = Field(None, description="Only the report of this UTC day (YYYY-MM-DD).")
+    gatewayId: Identifier | None = Field(None, description="Only this gateway's reports.")
+
+
+class SettlementEntryOut(BaseModel):
+    id: str = Field(description="The gateway's id of the charge (kind capture) or refund.")
+    kind: Literal["capture", "refund"]
+    amount: MoneyOut
+
+
+class AmountMismatchOut(BaseModel):
+    id: str
+    kind: Literal["capture", "refund"]
+    gatewayAmount: MoneyOut
+    dbAmount: MoneyOut
+
+
+class ReconciliationReportOut(BaseModel):
+    id: str
+    date: str = Field(description="The UTC day settled (YYYY-MM-DD).")
+    gatewayId: str
+    matchedCount: int = Field(description="Entries on both sides with the same amount.")
+    missingInGateway: list[SettlementEntryOut] = Field(
+        description="Our successful payments the gateway has no record of."
+    )
+    missingInDb: list[SettlementEntryOut] = Field(description="Captures or refunds at the gateway no payment records.")
+    amountMismatches: list[AmountMismatchOut]
+    createdAt: str = Field(description="When the report was (last) computed.")
+
+
+class ReconciliationReportsOut(BaseModel):
+    value: list[ReconciliationReportOut] = Field(description="Newest day first, then by gateway; at most 100.")

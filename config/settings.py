@@ -68,6 +68,15 @@ class Settings:
     # after this long and a waiting beat on another host takes over.
     beat_lock_timeout_seconds: int = 25
     housekeeping_interval_seconds: int = 3600
+    # Pending payments: how often the reconciliation beat job runs (its grace is
+    # ``reconcile_after_seconds`` below).
+    reconcile_interval_seconds: int = 60
+    # Unpaid orders: how often orders past their payment window are cancelled, and how many per run.
+    expire_orders_interval_seconds: int = 30
+    expire_orders_batch: int = 200
+    # Settlement: how often the gateways' ledgers are compared with the payments table (the job
+    # settles the previous UTC day; running it again replaces that day's report).
+    settlement_interval_seconds: int = 24 * 3600
     # Where browsers and gateways reach this service (hosted checkout pages, return and webhook URLs).
     public_base_url: str = "http://127.0.0.1:8000"
     # A message not acked within this many seconds is delivered again (see workers/app.py).
@@ -113,6 +122,12 @@ class Settings:
             housekeeping_interval_seconds=_env_int(
                 env, "HOUSEKEEPING_INTERVAL_SECONDS", base.housekeeping_interval_seconds
             ),
+            reconcile_interval_seconds=_env_int(env, "RECONCILE_INTERVAL_SECONDS", base.reconcile_interval_seconds),
+            expire_orders_interval_seconds=_env_int(
+                env, "EXPIRE_ORDERS_INTERVAL_SECONDS", base.expire_orders_interval_seconds
+            ),
+            expire_orders_batch=_env_int(env, "EXPIRE_ORDERS_BATCH", base.expire_orders_batch),
+            settlement_interval_seconds=_env_int(env, "SETTLEMENT_INTERVAL_SECONDS", base.settlement_interval_seconds),
             beat_lock_timeout_seconds=_env_int(env, "BEAT_LOCK_TIMEOUT_SECONDS", base.beat_lock_timeout_seconds),
             public_base_url=(env.get("PUBLIC_BASE_URL") or base.public_base_url).rstrip("/"),
             broker_visibility_timeout_seconds=_env_int(

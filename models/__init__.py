@@ -9,6 +9,7 @@ from models.jobs import Job
 from models.offers import Offer
 from models.orders import Order, OrderItem, StatusHistory
 from models.payments import Payment, SandboxLedgerEntry, WebhookEvent
+from models.reconciliation import ReconciliationReport
 
 __all__ = [
     "ApiKey",
@@ -21,6 +22,7 @@ __all__ = [
     "Order",
     "OrderItem",
     "Payment",
+    "ReconciliationReport",
     "SandboxLedgerEntry",
     "StatusHistory",
     "WebhookEvent",

@@ -21,6 +21,8 @@ class Order(Base):
         Index("ix_orders_customer_id_created_at_id", "customer_id", "created_at", "id"),
         Index("ix_orders_created_at_id", "created_at", "id"),
         Index("ix_orders_total_amount_id", "total_amount", "id"),
+        # The unpaid-orders beat job: pending_payment orders past their window (migration 0006).
+        Index("ix_orders_status_hold_expires_at", "status", "hold_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

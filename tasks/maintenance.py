@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 
 import structlog
 from celery import current_app, shared_task
 
-from services.housekeeping import purge_expired
+from services.housekeeping import ExportStore, purge_expired
 from services.jobs import note_resent, stale_queued_jobs
+from services.settlement import previous_day, settle_day
+from services.unpaid_orders import expire_unpaid_orders as expire_unpaid_orders_service
+from tasks.context import gateways
 from tasks.dispatch import TaskSender
 from workers import runtime
 
@@ -30,11 +34,42 @@ def relay_queued_jobs() -> int:
 
 @shared_task(name="maintenance.housekeeping")
 def housekeeping() -> dict[str, int]:
-    """Delete expired idempotency records and finished jobs past retention.
+    """Delete expired export files with their rows and jobs, expired idempotency records, and
+    finished jobs past retention.
 
-    There are no Celery results to clean: tasks run with ``ignore_result`` and the jobs table is
-    the result store.
+    There are no Celery results to clean: tasks run with ``ignore_result`` (no result backend) and
+    the jobs table is the result store, whose finished rows expire here.
     """
-    purged = purge_expired(runtime.database())
-    log.info("housekeeping", idempotency_records=purged.idempotency_records, jobs=purged.jobs)
-    return {"idempotencyRecords": purged.idempotency_records, "jobs": purged.jobs}
+    settings = runtime.settings()
+    store = ExportStore(Path(settings.export_dir), timedelta(seconds=settings.export_ttl_seconds))
+    purged = purge_expired(runtime.database(), exports=store)
+    summary = {
+        "idempotencyRecords": purged.idempotency_records,
+        "jobs": purged.jobs,
+        "exports": purged.exports,
+        "exportFiles": purged.files,
+    }
+    log.info("housekeeping", **summary)
+    return summary
+
+
+@shared_task(name="maintenance.expire_unpaid_orders")
+def expire_unpaid_orders() -> dict[str, int]:
+    """Cancel ``pending_payment`` orders past their payment window (``payment_timeout``)."""
+    settings = runtime.settings()
+    db = runtime.database()
+    run = expire_unpaid_orders_service(db, gateways(), batch=settings.expire_orders_batch)
+    sent = TaskSender(current_app).send_all(run.jobs)
+    note_resent(db, sent)
+    if run.cancelled or run.paid or run.deferred:
+        log.info("unpaid orders", **run.as_dict())
+    return run.as_dict()
+
+
+@shared_task(name="maintenance.settle_payments")
+def settle_payments(day: str | None = None) -> dict[str, object]:
+    """Store each gateway's settlement report for ``day`` (YYYY-MM-DD; default: the previous UTC day)."""
+    settled = settle_day(runtime.database(), gateways(), date.fromisoformat(day) if day else previous_day())
+    summary = settled.as_dict()
+    log.info("settlement", **summary)
+    return summary

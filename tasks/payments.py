@@ -9,6 +9,7 @@ from celery import current_app, shared_task
 
 from services.jobs import note_resent
 from services.payments import execute_payment, stale_pending_payments
+from services.pending_checkouts import reconcile_checkouts
 from services.webhooks import apply_waiting_event, stale_waiting_events
 from tasks.context import gateways
 from tasks.dispatch import TaskSender
@@ -29,14 +30,21 @@ def apply_webhook_event(self, job_id: str) -> None:  # noqa: ANN001 (Celery bind
 
 
 @shared_task(name="maintenance.reconcile_payments")
-def reconcile_payments() -> int:
-    """Ask again about charges whose outcome is unknown, and retry webhook events still waiting."""
+def reconcile_payments() -> dict[str, object]:
+    """Settle payments left ``pending`` past the grace period (``RECONCILE_AFTER_SECONDS``).
+
+    Direct charges with an unknown outcome get another attempt (same idempotency key, so never a
+    second charge) and webhook events still waiting are retried, both on the ``payments`` queue;
+    hosted checkouts whose webhook never came are looked up at the gateway here and settled to
+    what it says.
+    """
     settings = runtime.settings()
     db = runtime.database()
     older_than = timedelta(seconds=settings.reconcile_after_seconds)
     refs = stale_pending_payments(db, older_than) + stale_waiting_events(db, older_than)
     sent = TaskSender(current_app).send_all(refs)
     note_resent(db, sent)
-    if refs:
-        log.info("reconciliation queued", found=len(refs), sent=len(sent))
-    return len(sent)
+    checkouts = reconcile_checkouts(db, gateways(), older_than).as_dict()
+    if refs or any(checkouts.values()):
+        log.info("reconciliation", found=len(refs), sent=len(sent), checkouts=checkouts)
+    return {"requeued": len(sent), "checkouts": checkouts}

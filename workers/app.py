@@ -19,7 +19,6 @@ TASK_MODULES = ["tasks.checkout", "tasks.exports", "tasks.maintenance", "tasks.o
 # above every time limit. A worker that dies mid-task (SIGKILL, power loss) leaves its message
 # unacked: it is delivered again once the timeout has passed, by any worker's periodic sweep or
 # a starting worker. Tests shorten it for their own workers to see a redelivery quickly.
-RECONCILE_INTERVAL_SECONDS = 60
 
 
 def restore_options(visibility_timeout: int) -> dict[str, int]:
@@ -29,23 +28,20 @@ def restore_options(visibility_timeout: int) -> dict[str, int]:
     return {"unacked_restore_interval": interval, "unacked_restore_throttle": throttle}
 
 
+def _every(task: str, seconds: int) -> dict[str, Any]:
+    """A maintenance job every ``seconds``; a message not run within one interval is dropped
+    (the next one does the same work), so a backlog never piles up copies of a job."""
+    return {"task": task, "schedule": float(seconds), "options": {"queue": MAINTENANCE, "expires": seconds}}
+
+
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every beat job: each is idempotent and bounded, so firing it twice or late is harmless."""
     return {
-        "relay-queued-jobs": {
-            "task": "maintenance.relay_queued_jobs",
-            "schedule": float(settings.relay_interval_seconds),
-            "options": {"queue": MAINTENANCE, "expires": settings.relay_interval_seconds},
-        },
-        "housekeeping": {
-            "task": "maintenance.housekeeping",
-            "schedule": float(settings.housekeeping_interval_seconds),
-            "options": {"queue": MAINTENANCE, "expires": settings.housekeeping_interval_seconds},
-        },
-        "reconcile-payments": {
-            "task": "maintenance.reconcile_payments",
-            "schedule": float(RECONCILE_INTERVAL_SECONDS),
-            "options": {"queue": MAINTENANCE, "expires": RECONCILE_INTERVAL_SECONDS},
-        },
+        "relay-queued-jobs": _every("maintenance.relay_queued_jobs", settings.relay_interval_seconds),
+        "housekeeping": _every("maintenance.housekeeping", settings.housekeeping_interval_seconds),
+        "reconcile-payments": _every("maintenance.reconcile_payments", settings.reconcile_interval_seconds),
+        "expire-unpaid-orders": _every("maintenance.expire_unpaid_orders", settings.expire_orders_interval_seconds),
+        "settle-payments": _every("maintenance.settle_payments", settings.settlement_interval_seconds),
     }
 
 

@@ -44,6 +44,10 @@ class WebhookSignatureError(GatewayError):
     """A webhook whose signature is missing, wrong, or too old."""
 
 
+class SettlementUnsupported(GatewayError):
+    """The adapter cannot list the gateway's captures and refunds (no settlement report for it)."""
+
+
 @dataclass(frozen=True)
 class ChargeResult:
     transaction_id: str
@@ -71,6 +75,17 @@ class CheckoutState:
     transaction_id: str | None
     amount: Decimal | None
     order_id: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """Money that moved at the gateway: a capture (``id`` = the charge) or a refund (the refund's id)."""
+
+    id: str
+    kind: str  # "capture" or "refund"
+    amount: Decimal
+    currency: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -124,4 +139,13 @@ class Gateway(Protocol):
 
     def retrieve_checkout_session(self, session_id: str) -> CheckoutState: ...
 
+    def expire_checkout(self, session_id: str) -> CheckoutState:
+        """Close an open checkout session so it can no longer be paid; returns the session's state
+        afterwards (``expired``, or ``complete`` when the customer paid before it closed)."""
+        ...
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> GatewayEvent: ...
+
+    def settlement_entries(self, start: datetime, end: datetime) -> list[LedgerEntry]:
+        """Captures and refunds booked in ``[start, end)``; :class:`SettlementUnsupported` if it cannot say."""
+        ...

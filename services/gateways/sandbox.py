@@ -40,6 +40,7 @@ from services.gateways.base import (
     GatewayEvent,
     GatewayTimeout,
     GatewayUnavailable,
+    LedgerEntry,
     RefundResult,
 )
 from services.gateways.events import normalize, to_minor
@@ -198,6 +199,19 @@ class SandboxGateway:
         idempotency_key: str,
         metadata: dict[str, str],
     ) -> ChargeResult:
+        return self._charge(amount, currency, token, capture, idempotency_key, metadata)
+
+    def _charge(
+        self,
+        amount: Decimal,
+        currency: str,
+        token: str,
+        capture: bool,
+        idempotency_key: str,
+        metadata: dict[str, str],
+        before: Callable[[Any, SandboxLedgerEntry], None] | None = None,
+    ) -> ChargeResult:
+        """A charge; ``before(session, entry)`` runs in the transaction that books it (and may refuse it)."""
         if token == TIMEOUT_TOKEN:
             raise GatewayTimeout("sandbox: tok_timeout never answers")
         if token == UNAVAILABLE_TOKEN:
@@ -206,18 +220,17 @@ class SandboxGateway:
             self._fail_while_flaky(amount, currency, idempotency_key)
         reason = DECLINES.get(token) or (None if token in SUCCESS_TOKENS + (FLAKY_TOKEN,) else "invalid_token")
         status = "declined" if reason else ("succeeded" if capture else "authorized")
-        entry = self._record(
-            self._entry(
-                "charge",
-                status,
-                amount,
-                currency,
-                idempotency_key,
-                token=token,
-                reference=metadata.get("orderId"),
-                decline_reason=reason,
-            )
+        entry = self._entry(
+            "charge",
+            status,
+            amount,
+            currency,
+            idempotency_key,
+            token=token,
+            reference=metadata.get("orderId"),
+            decline_reason=reason,
         )
+        entry = self._record(entry, before=(lambda session: before(session, entry)) if before else None)
         if entry.status != "declined" and self.pause_seconds > 0:
             log.warning("sandbox: pausing inside charge %s for %ss", entry.id, self.pause_seconds)
             time.sleep(self.pause_seconds)
@@ -324,6 +337,32 @@ class SandboxGateway:
             order_id=entry.reference,
         )
 
+    def settlement_entries(self, start: datetime, end: datetime) -> list[LedgerEntry]:
+        """The books' captures (charges that ended ``succeeded``, dated when captured) and refunds."""
+        book = SandboxLedgerEntry
+        with self.db.reader() as session:
+            captures = session.scalars(
+                select(book).where(
+                    book.gateway_id == self.gateway_id,
+                    book.kind == "charge",
+                    book.status == "succeeded",
+                    book.updated_at >= start,
+                    book.updated_at < end,
+                )
+            ).all()
+            refunds = session.scalars(
+                select(book).where(
+                    book.gateway_id == self.gateway_id,
+                    book.kind == "refund",
+                    book.status == "succeeded",
+                    book.created_at >= start,
+                    book.created_at < end,
+                )
+            ).all()
+        return [LedgerEntry(e.id, "capture", e.amount, e.currency, e.updated_at) for e in captures] + [
+            LedgerEntry(e.id, "refund", e.amount, e.currency, e.created_at) for e in refunds
+        ]
+
     def parse_webhook(self, payload: bytes, signature: str | None) -> GatewayEvent:
         signing.verify(payload, signature, self.webhook_secret, self.tolerance_seconds)
         return normalize(json.loads(payload))
@@ -345,33 +384,57 @@ class SandboxGateway:
         )
 
     def pay_hosted(self, session_id: str, token: str = "tok_visa") -> str:
-        """The customer pressed Pay: charge, complete the session, send the webhook; where to go."""
+        """The customer pressed Pay: charge, complete the session, send the webhook; where to go.
+
+        The charge is booked and the session completed in one transaction that holds the session's
+        row lock, the same lock :meth:`expire_checkout` takes: a session is either paid or expired,
+        never both, however the two interleave.
+        """
         page = self.hosted_page(session_id)
         if page is None:
             raise GatewayDeclined("no_such_checkout_session")
         if page.status not in ("open", "complete"):
             raise GatewayDeclined(f"checkout_session_{page.status}")
         metadata = {"orderId": page.order_id or "", "checkoutSessionId": session_id}
+
+        def complete(session: Any, entry: SandboxLedgerEntry) -> None:
+            row = session.get(SandboxLedgerEntry, session_id, with_for_update=True)
+            if row.status == "complete":
+                raise GatewayDeclined("checkout_session_complete")  # paid already: no second charge
+            if row.status != "open" or row.data.get("expires_at", 0) < time.time():
+                raise GatewayDeclined("checkout_session_expired")
+            if entry.status != "declined":
+                row.status = "complete"
+                row.data = {**row.data, "payment_intent": entry.id}
+                row.updated_at = utcnow()
+
         try:
-            charge = self.charge(
-                amount=page.amount,
-                currency=page.currency,
-                token=token,
-                capture=True,
-                idempotency_key=f"{session_id}:pay",
-                metadata=metadata,
+            charge = self._charge(
+                # keyed by token too: a declined card does not make the next card replay the decline
+                page.amount,
+                page.currency,
+                token,
+                True,
+                f"{session_id}:pay:{token}",
+                metadata,
+                before=complete,
             )
         except GatewayDeclined as declined:
-            self.send_event(self._intent_failed_event(session_id, page, declined))
+            if declined.transaction_id is not None:  # a declined card (not a closed session)
+                self.send_event(self._intent_failed_event(session_id, page, declined))
             raise
-        with self.db.transaction() as session:
-            row = session.get(SandboxLedgerEntry, session_id, with_for_update=True)
-            if row.status != "complete":
-                row.status = "complete"
-                row.data = {**row.data, "payment_intent": charge.transaction_id}
-                row.updated_at = utcnow()
         self.send_event(self._completed_event(session_id, page, charge.transaction_id))
         return page.success_url.replace("{CHECKOUT_SESSION_ID}", session_id)
+
+    def expire_checkout(self, session_id: str) -> CheckoutState:
+        """Close an open session (its Pay button stops working); a paid one stays ``complete``."""
+        with self.db.transaction() as session:
+            row = session.get(SandboxLedgerEntry, session_id, with_for_update=True)
+            if row is None or row.kind != "checkout_session":
+                raise GatewayDeclined("no_such_checkout_session")
+            if row.status == "open":
+                row.status, row.updated_at = "expired", utcnow()
+        return self.retrieve_checkout_session(session_id)
 
     def decline_hosted(self, session_id: str) -> str:
         """The customer pressed Decline: a declined attempt and its webhook; the session stays open."""

@@ -10,7 +10,13 @@ from decimal import Decimal
 import pytest
 import stripe
 
-from services.gateways.base import CHECKOUT_COMPLETED, GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.gateways.base import (
+    CHECKOUT_COMPLETED,
+    GatewayDeclined,
+    GatewayTimeout,
+    GatewayUnavailable,
+    SettlementUnsupported,
+)
 from services.gateways.signing import sign
 from services.gateways.stripe_gateway import StripeGateway
 from tests.conftest import STRIPE_WEBHOOK_SECRET
@@ -166,3 +172,33 @@ def test_payment_and_checkout_through_the_api_with_the_stripe_adapter(
     hook = client.simulate_post("/api/payments/webhooks/stripe_test", body=body, headers=headers)
     assert hook.status_code == 200 and hook.json["status"] == "applied", hook.text
     wait_for(lambda: order_row(deps.db, other["orderId"]).status == "processing", what="the stripe webhook")
+
+
+def _session(gateway, order_id):
+    return gateway.create_checkout_session(
+        amount=Decimal("10.00"),
+        currency="USD",
+        order_id=order_id,
+        success_url="https://shop.example/ok",
+        cancel_url="https://shop.example/cancel",
+        expires_at=datetime.now(UTC) + timedelta(minutes=30),
+        idempotency_key=f"checkout:{order_id}",
+    )
+
+
+def test_expiring_a_checkout_session_calls_stripes_expire_and_keeps_a_paid_one_paid(gateway, stripe_standin):
+    unpaid, paid = _session(gateway, "ord_expire_1"), _session(gateway, "ord_expire_2")
+    expired = gateway.expire_checkout(unpaid.id)
+    assert (expired.status, expired.paid) == ("expired", False)
+    request = stripe_standin.requests[-1]
+    assert (request["method"], request["path"]) == ("POST", f"/v1/checkout/sessions/{unpaid.id}/expire")
+    assert gateway.expire_checkout(unpaid.id).status == "expired"  # Stripe refuses a second expire: asked instead
+
+    stripe_standin.complete_session(paid.id)
+    state = gateway.expire_checkout(paid.id)
+    assert (state.status, state.paid) == ("complete", True) and state.transaction_id.startswith("pi_")
+
+
+def test_the_stripe_adapter_says_it_cannot_list_its_ledger(gateway):
+    with pytest.raises(SettlementUnsupported, match="not supported for the stripe adapter"):
+        gateway.settlement_entries(datetime.now(UTC) - timedelta(days=1), datetime.now(UTC))

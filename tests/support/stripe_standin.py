@@ -204,7 +204,19 @@ class StripeStandIn:
             return self._create_session(form)
         if method == "GET" and len(parts) == 4 and parts[1:3] == ["checkout", "sessions"] and parts[3] in self.sessions:
             return 200, dict(self.sessions[parts[3]])
+        if method == "POST" and len(parts) == 5 and parts[1:3] == ["checkout", "sessions"] and parts[4] == "expire":
+            return self._expire_session(parts[3])
         return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+
+    def _expire_session(self, session_id: str) -> tuple[int, dict[str, Any]]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+        if session["status"] != "open":
+            message = "Only Checkout Sessions with a status of `open` can be expired."
+            return 400, {"error": {"type": "invalid_request_error", "message": message}}
+        session["status"] = "expired"
+        return 200, dict(session)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         standin = self
