@@ -39,7 +39,10 @@ class PaymentResource:
         skip_validation=True,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Queue a payment action (process, authorize, capture, void, refund); honours ``Prefer: wait=N``."""
+        """Queue a payment action (process, authorize, capture, void, refund); honours ``Prefer: wait=N``.
+
+        A customer key may pay, authorize, capture and void its own orders; ``refund`` is for admin
+        and ops keys (403 ``FORBIDDEN`` for customers)."""
         body = parse_body(req, PaymentIn)
         details = body.paymentDetails
         queued = request_payment(
