@@ -108,7 +108,7 @@ def jobs_of(db, order_ids: list[str], parents: list[str]) -> list[Job]:  # noqa:
 
 def kill_at_random_points(workers: Workers, db, rng: random.Random, kills: int, order_ids, parents, before: int):  # noqa: ANN001
     """Kill ``kills`` times, each once a randomly drawn number of this phase's jobs has finished
-    (and while some job is still unfinished, so the kill lands in the middle of the work)."""
+    and some job is ``running`` (claimed), so the kill lands in the middle of a task."""
     total = len(jobs_of(db, order_ids, parents)) - before
     points = sorted(rng.sample(range(max(1, total // 10), max(2, total * 8 // 10)), kills))
     for point in points:
@@ -116,7 +116,9 @@ def kill_at_random_points(workers: Workers, db, rng: random.Random, kills: int, 
         def reached(point: int = point) -> bool:
             jobs = jobs_of(db, order_ids, parents)
             done = sum(1 for job in jobs if job.state in FINISHED)
-            return done - before >= point or all(job.state in FINISHED for job in jobs)
+            if all(job.state in FINISHED for job in jobs):
+                return True
+            return done - before >= point and any(job.state == "running" for job in jobs)
 
         wait_for(reached, timeout=40, interval=0.05, what=f"{point} finished jobs before kill {workers.kills + 1}")
         workers.kill()
