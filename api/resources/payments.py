@@ -69,7 +69,9 @@ class CheckoutRedirectResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_202=CheckoutPendingOut), tags=["payments"], skip_validation=True, security={})
+    @spec.validate(
+        resp=responses(HTTP_202=CheckoutPendingOut, HTTP_303=None), tags=["payments"], skip_validation=True, security={}
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """303 to the gateway's hosted checkout once it exists; 202 + ``Retry-After`` before."""
         url = checkout_url(self.deps.db, order_id)
