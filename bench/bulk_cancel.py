@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -37,10 +38,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import requests
 from falcon import testing
 from sqlalchemy import func, select
 
 from api.app import build_deps, create_app
+from bench.harness import Figure, Stack, Workload
 from config.settings import Settings
 from models import Database, Job, Offer, Order, Payment, SandboxLedgerEntry
 from models.migrate import upgrade
@@ -262,6 +265,63 @@ def run_database(kind: str, count: int, workers: int) -> dict[str, Any]:
         "refunds": refunds,
         "loadAverage": os.getloadavg(),
     }
+
+
+# --- make bench (bench/run.py) ---------------------------------------------------------------------
+
+NAME = "bulk cancel"
+BENCH_ORDERS = 10_000
+
+
+def service_bulk_cancel(stack: Stack, mix: dict) -> tuple[float, dict[str, Any]]:
+    """``POST /api/orders/bulk-cancel`` on the running service (gunicorn, the stack's two
+    ``orders`` worker processes), polled until the parent task is ``succeeded``."""
+    with requests.Session() as session:
+        session.headers.update(stack.headers)
+        started = time.perf_counter()
+        accepted = session.post(
+            stack.service_url + "/api/orders/bulk-cancel",
+            json={"orderIds": mix["request"], "reason": "bench"},
+            timeout=120,
+        )
+        if accepted.status_code != 202:
+            raise RuntimeError(f"bulk cancel answered {accepted.status_code}: {accepted.text[:300]}")
+        task_url = f"{stack.service_url}/api/tasks/{accepted.json()['taskId']}"
+
+        def finished() -> dict[str, Any] | None:
+            task = session.get(task_url, timeout=30).json()
+            if task["state"] == "failed":
+                raise RuntimeError(f"bulk cancel failed: {task['error']}")
+            return task if task["state"] == "succeeded" else None
+
+        task = wait(finished, 900, "the bulk cancel", interval=0.1)
+        return time.perf_counter() - started, task["result"]
+
+
+def run_workload(stack: Stack) -> list[Figure]:
+    """10,000 ids (the module's mix: pending, paid, unpaid processing, shipped, completed, already
+    cancelled, unknown) through the service vs :func:`services.bulk_cancel.cancel_one` for each id
+    of an identical mix in one process. Both outcomes are checked against the expected counts; the
+    refunds of the paid orders are drained before the next workload."""
+    gateways = Gateways(stack.settings, stack.db)
+    mixes = {}
+    for label, seed in (("floor", 11), ("service", 12)):
+        offer = f"offer_bench_cancel_{label}_{secrets.token_hex(3)}"
+        upsert_offer(stack.db, offer, name="bench", price=PRICE, stock=BENCH_ORDERS * QUANTITY, currency="USD")
+        mixes[label] = build_mix(stack.db, stack.settings, gateways, offer, BENCH_ORDERS, seed)
+    stack.settle()
+    floor = run_floor(stack.db, mixes["floor"])
+    seconds, result = service_bulk_cancel(stack, mixes["service"])
+    outcomes = Counter(r["status"] if "status" in r else r["error"]["code"] for r in result["results"])
+    if outcomes != mixes["service"]["expected"]:
+        raise RuntimeError(f"bulk cancel outcomes {dict(outcomes)} != expected {dict(mixes['service']['expected'])}")
+    stack.settle(timeout=300)  # the paid orders' refunds, on the payments queue
+    notes = {"ids": BENCH_ORDERS, "expected": dict(outcomes), "floorOrdersPerSecond": floor["ordersPerSecond"]}
+    return [Figure(NAME, f"{BENCH_ORDERS:,} ids s", seconds, floor["seconds"], False, notes)]
+
+
+def workloads() -> list[Workload]:
+    return [Workload(NAME, run_workload, f"POST /api/orders/bulk-cancel of {BENCH_ORDERS:,} ids until succeeded")]
 
 
 def main() -> None:

@@ -35,6 +35,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from bench.harness import Figure, Stack, Workload
 from config.settings import PROJECT_ROOT, Settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -133,7 +136,7 @@ def load(settings: Settings, count: int) -> float:
 # --- children ---------------------------------------------------------------------------------------
 
 
-def child_floor(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
+def child_floor(settings: Settings, fmt: str, out: Path, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     """The bare library writing the same rows from the same query."""
     from sqlalchemy import select
 
@@ -143,7 +146,8 @@ def child_floor(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
 
     db = Database.connect(settings)
     columns = resolve_columns(COLUMNS)
-    stmt = select(*(c.column for c in columns)).where(where_clause(ExportFilters())).order_by(*order_by_clauses(None))
+    where = where_clause(ExportFilters.from_args(filters or {}))
+    stmt = select(*(c.column for c in columns)).where(where).order_by(*order_by_clauses(None))
     baseline = maxrss_mb()
     begun = time.perf_counter()
     rows = 0
@@ -209,11 +213,11 @@ def child_export(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
     }
 
 
-def run_child(kind: str, database_url: str, fmt: str) -> dict[str, Any]:
+def run_child(kind: str, database_url: str, fmt: str, filters: dict[str, Any] | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{fmt}-"))
     try:
         command = [sys.executable, "-m", "bench.export", "--child", kind, "--url", database_url, "--formats", fmt]
-        command += ["--out", str(workdir / f"out.{fmt}")]
+        command += ["--out", str(workdir / f"out.{fmt}"), "--filters", json.dumps(filters or {})]
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -279,6 +283,68 @@ def print_table(results: list[dict[str, Any]]) -> None:
         )
 
 
+# --- make bench (bench/run.py) ---------------------------------------------------------------------
+
+NAME = "export"
+# The list workload's generated orders were created in the year before 2026-06-01; orders the
+# other workloads placed "now" are left out, so the file holds exactly the loaded rows (a million
+# plus the create-order workload's rows would spill an XLSX past one sheet, and the floor writes one).
+BENCH_FILTERS = {"endDate": "2026-06-01"}
+POLL_SECONDS = 0.05
+EXPORT_TIMEOUT_SECONDS = 1800.0
+
+
+def service_export(stack: Stack, fmt: str) -> tuple[float, dict[str, Any]]:
+    """``POST /api/orders/export`` on the running service, then poll the task until it succeeds:
+    the seconds a client waits for its file (API, queue, exports worker, file, digest)."""
+    with requests.Session() as session:
+        session.headers.update(stack.headers)
+        started = time.perf_counter()
+        accepted = session.post(
+            stack.service_url + "/api/orders/export",
+            json={"format": fmt, "filters": BENCH_FILTERS, "columns": COLUMNS},
+            timeout=30,
+        )
+        if accepted.status_code != 202:
+            raise RuntimeError(f"POST /api/orders/export answered {accepted.status_code}: {accepted.text[:300]}")
+        task_url = f"{stack.service_url}/api/tasks/{accepted.json()['taskId']}"
+        deadline = started + EXPORT_TIMEOUT_SECONDS
+        while time.perf_counter() < deadline:
+            task = session.get(task_url, timeout=30).json()
+            if task["state"] == "succeeded":
+                return time.perf_counter() - started, task["result"]
+            if task["state"] == "failed":
+                raise RuntimeError(f"export task failed: {task['error']}")
+            time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"export not finished after {EXPORT_TIMEOUT_SECONDS}s: {task_url}")
+
+
+def run_workload(stack: Stack) -> list[Figure]:
+    """csv and xlsx of the ``--rows`` loaded orders: the service through its API and exports
+    worker vs the bare csv module / xlsxwriter (constant_memory) streaming the same query in a
+    child process. The file the service wrote is removed at once (a million rows is ~100 MB)."""
+    from bench.list_orders import ensure_rows
+
+    ensure_rows(stack, stack.options.rows)
+    stack.settle()
+    figures = []
+    for fmt in ("csv", "xlsx"):
+        floor = run_child("floor", stack.settings.database_url, fmt, BENCH_FILTERS)
+        seconds, result = service_export(stack, fmt)
+        for leftover in Path(stack.settings.export_dir).glob(f"{result['exportId']}*"):
+            leftover.unlink(missing_ok=True)
+        if result["rows"] != floor["rows"]:
+            raise RuntimeError(f"{fmt}: the service wrote {result['rows']} rows, the floor {floor['rows']}")
+        notes = {"rows": result["rows"], "bytes": result["bytes"], "floor": floor}
+        figures.append(Figure(NAME, f"{fmt} {result['rows']:,} rows s", seconds, floor["wall"], False, notes))
+        print(f"  {fmt}: service {seconds:.1f} s, floor {floor['wall']:.1f} s ({result['rows']:,} rows)", flush=True)
+    return figures
+
+
+def workloads() -> list[Workload]:
+    return [Workload(NAME, run_workload, "POST /api/orders/export csv and xlsx of --rows orders until succeeded")]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -287,12 +353,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--child", choices=["floor", "export"])
     parser.add_argument("--url")
     parser.add_argument("--out")
+    parser.add_argument("--filters", default="{}", help="child only: the export's filters as JSON")
     args = parser.parse_args(argv)
 
     if args.child:
         settings = Settings(database_url=args.url)
-        run = child_floor if args.child == "floor" else child_export
-        print(json.dumps(run(settings, args.formats, Path(args.out))))
+        if args.child == "floor":
+            print(json.dumps(child_floor(settings, args.formats, Path(args.out), json.loads(args.filters))))
+        else:
+            print(json.dumps(child_export(settings, args.formats, Path(args.out))))
         return 0
 
     formats = [f for f in args.formats.split(",") if f]

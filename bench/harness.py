@@ -65,6 +65,7 @@ class Options:
     warmup: float = 2.0  # seconds of discarded load before each HTTP run
     connections: int = 32  # concurrent HTTP clients
     round_trips: int = 200  # sequential submissions for round-trip workloads
+    rows: int = 1_000_000  # orders loaded for the list and export workloads (--quick: 50,000)
     web_workers: int = 2  # gunicorn processes (the Procfile's default WEB_CONCURRENCY)
     web_threads: int = 8  # gthread threads per process (the Procfile's default WEB_THREADS)
 
@@ -188,7 +189,10 @@ class Stack:
         redis_server = EmbeddedRedis(self.run_dir / "redis")
         redis_url = redis_server.start()
         self._exits.callback(redis_server.stop)
-        self.settings = Settings(database_url=database_url, redis_url=redis_url, log_level="INFO")
+        # Exports go to the run's temporary directory: a 1M-row file must not outlive the run under var/.
+        self.settings = Settings(
+            database_url=database_url, redis_url=redis_url, log_level="INFO", export_dir=self.run_dir / "exports"
+        )
         upgrade(self.settings)
         self.db = Database.connect(self.settings)
         self._exits.callback(self.db.dispose)

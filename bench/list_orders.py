@@ -45,6 +45,7 @@ from sqlalchemy import create_engine, event, make_url, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import Figure, Stack, Workload  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from models import Database  # noqa: E402
 from models.ids import _encode  # noqa: E402
@@ -299,11 +300,11 @@ def scenarios(customer: str, month: tuple[date, date]) -> list[dict[str, Any]]:
     ]
 
 
-def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
-    print(f"== {kind}: {args.rows:,} orders", flush=True)
-    url = prepare(kind, args.rows, args.customers, args.pg_url, args.reuse)
-    settings = Settings(database_url=url)
-    db = Database.connect(settings)
+def measure(
+    kind: str, url: str, db: Database, base: str, secret_key: str, count: int, warmup: int
+) -> list[dict[str, Any]]:
+    """Every scenario against the API at ``base`` and against its floor (the statements the
+    service issued for it, replayed through a bare driver connection)."""
     customer = "cust_000042"
     admin_key = issue_key(db, "admin")
     customer_key = issue_key(db, "customer", customer)
@@ -315,54 +316,105 @@ def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     first = (NOW - timedelta(days=60)).date().replace(day=1)
     month = (first, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1))
     results = []
+    session = requests.Session()
+    for scenario in scenarios(customer, month):
+        principal = principals[scenario["role"]]
+        params = scenario["params"]
+        if scenario["path"].endswith("metrics"):
+            query = MetricsQuery(month[0], month[1], "day", "UTC")
+            statements = capture(db, lambda query=query, principal=principal: order_metrics(db, principal, query))
+        else:
+            options = ListOrders(filter=params.get("$filter"), orderby=params.get("$orderby"), top=params.get("$top"))
+            statements = capture(
+                db,
+                lambda options=options, principal=principal: list_orders(db, principal, options, secret_key=secret_key),
+            )
+        headers = {"Authorization": f"Bearer {keys[scenario['role']].key}"}
+
+        def http(scenario: dict[str, Any] = scenario, headers: dict[str, str] = headers) -> None:
+            response = session.get(base + scenario["path"], params=scenario["params"], headers=headers, timeout=60)
+            if response.status_code != 200:
+                raise RuntimeError(f"{scenario['name']}: {response.status_code} {response.text[:300]}")
+
+        http_stats = summary(timings(http, count, warmup))
+        run, close = floor_runner(kind, url, statements)
+        try:
+            floor_stats = summary(timings(run, count, warmup))
+        finally:
+            close()
+        ratio = round(http_stats["median_ms"] / floor_stats["median_ms"], 2) if floor_stats["median_ms"] else None
+        results.append(
+            {
+                "scenario": scenario["name"],
+                "http": http_stats,
+                "floor": floor_stats,
+                "ratio_median": ratio,
+                "statements": [statement for statement, _ in statements],
+            }
+        )
+        print(
+            f"  {scenario['name']:<36} http {http_stats['median_ms']:8.2f} / {http_stats['p99_ms']:8.2f} ms"
+            f"   floor {floor_stats['median_ms']:8.2f} / {floor_stats['p99_ms']:8.2f} ms   x{ratio}",
+            flush=True,
+        )
+    session.close()
+    return results
+
+
+def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"== {kind}: {args.rows:,} orders", flush=True)
+    url = prepare(kind, args.rows, args.customers, args.pg_url, args.reuse)
+    settings = Settings(database_url=url)
+    db = Database.connect(settings)
     with gunicorn(url, args.port, VAR / f"gunicorn-{kind}.log") as base:
-        session = requests.Session()
-        for scenario in scenarios(customer, month):
-            principal = principals[scenario["role"]]
-            params = scenario["params"]
-            if scenario["path"].endswith("metrics"):
-                query = MetricsQuery(month[0], month[1], "day", "UTC")
-                statements = capture(db, lambda query=query, principal=principal: order_metrics(db, principal, query))
-            else:
-                options = ListOrders(
-                    filter=params.get("$filter"), orderby=params.get("$orderby"), top=params.get("$top")
-                )
-                statements = capture(
-                    db,
-                    lambda options=options, principal=principal: list_orders(
-                        db, principal, options, secret_key=settings.secret_key
-                    ),
-                )
-            headers = {"Authorization": f"Bearer {keys[scenario['role']].key}"}
-
-            def http(scenario: dict[str, Any] = scenario, headers: dict[str, str] = headers) -> None:
-                response = session.get(base + scenario["path"], params=scenario["params"], headers=headers, timeout=60)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{scenario['name']}: {response.status_code} {response.text[:300]}")
-
-            http_stats = summary(timings(http, args.requests, args.warmup))
-            run, close = floor_runner(kind, url, statements)
-            try:
-                floor_stats = summary(timings(run, args.requests, args.warmup))
-            finally:
-                close()
-            ratio = round(http_stats["median_ms"] / floor_stats["median_ms"], 2) if floor_stats["median_ms"] else None
-            results.append(
-                {
-                    "scenario": scenario["name"],
-                    "http": http_stats,
-                    "floor": floor_stats,
-                    "ratio_median": ratio,
-                    "statements": [statement for statement, _ in statements],
-                }
-            )
-            print(
-                f"  {scenario['name']:<36} http {http_stats['median_ms']:8.2f} / {http_stats['p99_ms']:8.2f} ms"
-                f"   floor {floor_stats['median_ms']:8.2f} / {floor_stats['p99_ms']:8.2f} ms   x{ratio}",
-                flush=True,
-            )
+        results = measure(kind, url, db, base, settings.secret_key, args.requests, args.warmup)
     db.dispose()
     return {"database": kind, "rows": args.rows, "results": results}
+
+
+# --- make bench (bench/run.py) ---------------------------------------------------------------------
+
+NAME = "list orders"
+
+
+def ensure_rows(stack: Stack, rows: int) -> int:
+    """Load ``rows`` generated orders into the stack's database once per run and return how many
+    orders it holds; the export workload reads the same rows, so a run pays for the load once.
+    The generator is seeded, so its ids would collide on a second load: never load twice."""
+    if getattr(stack, "bulk_rows", None) is None:
+        print(f"  loading {rows:,} orders (COPY) …", flush=True)
+        load_postgresql(stack.settings.database_url, rows, max(100, rows // 50))
+        stack.bulk_rows = rows
+    with stack.db.reader() as session:
+        return int(session.execute(text("SELECT count(*) FROM orders")).scalar_one())
+
+
+def run_workload(stack: Stack) -> list[Figure]:
+    """The four scenarios over the running stack's API (gunicorn + workers) at ``--rows`` orders;
+    sequential requests (``--round-trips`` of them) on one keep-alive connection per side."""
+    total = ensure_rows(stack, stack.options.rows)
+    count = stack.options.round_trips
+    results = measure(
+        "postgresql",
+        stack.settings.database_url,
+        stack.db,
+        stack.service_url,
+        stack.settings.secret_key,
+        count,
+        max(5, count // 10),
+    )
+    figures = []
+    for row in results:
+        notes = {"orders": total, "statements": row["statements"], "http": row["http"], "floor": row["floor"]}
+        label = row["scenario"]
+        http, floor = row["http"], row["floor"]
+        figures.append(Figure(NAME, f"{label} p50 ms", http["median_ms"], floor["median_ms"], False, notes))
+        figures.append(Figure(NAME, f"{label} p99 ms", http["p99_ms"], floor["p99_ms"], False))
+    return figures
+
+
+def workloads() -> list[Workload]:
+    return [Workload(NAME, run_workload, "GET /api/orders (3 filters) and /api/orders/metrics over --rows orders")]
 
 
 def main() -> None:

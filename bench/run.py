@@ -131,12 +131,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated workload names (see --list)")
     parser.add_argument("--list", action="store_true", help="list the workloads found and exit")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s loads, 1 s warm-up, 30 round trips")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 s loads, 30 round trips, 50k rows")
     parser.add_argument("--duration", type=float, default=defaults.duration, help="measured seconds per HTTP run")
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="alternating service/floor rounds")
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="discarded seconds before each run")
     parser.add_argument("--connections", type=int, default=defaults.connections, help="concurrent HTTP clients")
     parser.add_argument("--round-trips", type=int, default=defaults.round_trips, help="sequential task submissions")
+    parser.add_argument("--rows", type=int, default=None, help="orders for list/export (default 1M; --quick 50k)")
     return parser.parse_args(argv)
 
 
@@ -150,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         round_trips=args.round_trips,
     )
     if args.quick:
-        options = replace(options, duration=3.0, warmup=1.0, round_trips=30)
+        options = replace(options, duration=3.0, warmup=1.0, round_trips=30, rows=50_000)
+    if args.rows is not None:  # an explicit size wins over --quick's
+        options = replace(options, rows=args.rows)
     workloads, errors = discover()
     if args.list:
         for workload in workloads:

@@ -145,6 +145,10 @@ def request_payment(
     """Record a payment attempt and queue its task (the caller sends the message after commit)."""
     if command.action not in ACTIONS:
         raise ValidationFailed(details=[{"field": "action", "message": f"one of {list(ACTIONS)}"}])
+    if command.action == REFUND:
+        # Giving money back is staff's decision: a customer refunding its own shipped order would
+        # keep the goods and the money. Checked before the order, so it reveals nothing about it.
+        principal.require_role("admin", "ops")
     with db.transaction() as session:
         order = session.get(Order, command.order_id, with_for_update=True)
         if order is None or not principal.can_see_customer(order.customer_id):

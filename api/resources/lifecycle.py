@@ -145,7 +145,7 @@ class OrderStatesResource:
 
     public = True
 
-    @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True)
+    @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True, security={})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The order lifecycle (public).
 

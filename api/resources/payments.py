@@ -39,7 +39,10 @@ class PaymentResource:
         skip_validation=True,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Queue a payment action (process, authorize, capture, void, refund); honours ``Prefer: wait=N``."""
+        """Queue a payment action (process, authorize, capture, void, refund); honours ``Prefer: wait=N``.
+
+        A customer key may pay, authorize, capture and void its own orders; ``refund`` is for admin
+        and ops keys (403 ``FORBIDDEN`` for customers)."""
         body = parse_body(req, PaymentIn)
         details = body.paymentDetails
         queued = request_payment(
@@ -66,7 +69,9 @@ class CheckoutRedirectResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_202=CheckoutPendingOut), tags=["payments"], skip_validation=True, security={})
+    @spec.validate(
+        resp=responses(HTTP_202=CheckoutPendingOut, HTTP_303=None), tags=["payments"], skip_validation=True, security={}
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """303 to the gateway's hosted checkout once it exists; 202 + ``Retry-After`` before."""
         url = checkout_url(self.deps.db, order_id)

@@ -328,3 +328,32 @@ def test_health_readiness_and_docs(client):
     assert "CreateOrderIn" in json.dumps(doc)
     page = client.simulate_get("/api/docs")
     assert page.status_code == 200 and "/api/orders" in page.text
+
+
+def test_nul_characters_are_refused_with_their_field(client, admin_headers, make_offer):
+    """PostgreSQL text cannot hold U+0000: a free-text field carrying one was a 500 there (found by
+    schemathesis on ``PATCH /api/orders/{id}/status``); now it is a 400 naming the field, on both
+    databases."""
+    placed = client.simulate_post(
+        "/api/orders", json=brief_order(make_offer(), unique_customer()), headers=admin_headers
+    )
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json["orderId"]
+    patched = client.simulate_patch(
+        f"/api/orders/{order_id}/status", json={"status": "cancelled", "reason": "a\u0000b"}, headers=admin_headers
+    )
+    assert patched.status_code == 400 and error_code(patched) == "VALIDATION_ERROR", patched.text
+    assert patched.json["error"]["details"][0]["field"] == "reason"
+    nested = brief_order(make_offer(), "cust_\u0000x")
+    refused = client.simulate_post("/api/orders", json=nested, headers=admin_headers)
+    assert refused.status_code == 400 and refused.json["error"]["details"][0]["field"] == "customerId"
+    unchanged = client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers)
+    assert unchanged.json["status"] == "pending_payment"
+
+
+def test_public_operations_say_so_in_the_document(client):
+    """Schemathesis holds the service to its document: a public operation must not declare the
+    bearer scheme, and the checkout link documents its 303."""
+    doc = client.simulate_get("/api/openapi.json").json
+    assert doc["paths"]["/api/meta/order-states"]["get"]["security"] == []
+    assert "303" in doc["paths"]["/api/orders/{order_id}/checkout"]["get"]["responses"]
