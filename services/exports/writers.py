@@ -162,6 +162,8 @@ class XlsxExportWriter:
             if value is None:
                 continue
             if kind == MONEY:
+                # A spreadsheet number is an IEEE double; every Numeric(12,2) amount converts and
+                # displays exactly with the 0.00 format (15+ significant digits).
                 sheet.write_number(index, col, float(value), self._money_format)
             elif kind == INTEGER:
                 sheet.write_number(index, col, value)
