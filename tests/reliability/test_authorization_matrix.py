@@ -165,6 +165,8 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
         ANY_KEY,
     ),
     ("POST", "/api/orders/export"): (_json("/api/orders/export", lambda world, role: {"format": "csv"}), STAFF),
+    # Settlement reports compare the gateways' ledgers with ours: operators only.
+    ("GET", "/api/reconciliation/reports"): (_get("/api/reconciliation/reports"), STAFF),
     (
         "POST",
         "/api/orders/payment",
