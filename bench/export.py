@@ -39,22 +39,11 @@ import requests
 
 from bench.harness import Figure, Stack, Workload
 from config.settings import PROJECT_ROOT, Settings
+from services.exports.columns import DEFAULT_COLUMNS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-COLUMNS = [
-    "id",
-    "customerId",
-    "status",
-    "paymentStatus",
-    "paymentMethod",
-    "paymentGatewayId",
-    "totalAmount",
-    "currency",
-    "itemCount",
-    "createdAt",
-    "updatedAt",
-]
+COLUMNS = list(DEFAULT_COLUMNS)  # every exportable column, in the documented order
 STATUSES = ("pending_payment", "processing", "shipped", "completed", "cancelled", "refunded")
 METHODS = ("credit_card", "debit_card", "paypal", "bank_transfer")
 

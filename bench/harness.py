@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 import requests
-from sqlalchemy import create_engine, insert, make_url, text
+from sqlalchemy import insert
 
 from bench.http_load import LoadResult, combine, run_wrk
 from config.settings import PROJECT_ROOT, Settings
@@ -35,6 +35,7 @@ from models.ids import new_id
 from models.migrate import upgrade
 from services.keys import issue_key
 from services.offers import upsert_offer
+from tests.support.databases import fresh_database
 from tests.support.polling import wait_for
 from tests.support.processes import settings_env, start_worker, stop_process
 from workers.app import create_celery_app
@@ -142,22 +143,6 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-@contextmanager
-def fresh_postgres_database(base_url: str) -> Iterator[str]:
-    """A uniquely named database on the server ``base_url`` names, dropped afterwards."""
-    url = make_url(base_url)
-    name = f"orders_bench_{secrets.token_hex(6)}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 class Stack:
     """The system under test, entered once per run; workloads use its URLs, key and helpers."""
 
@@ -185,7 +170,9 @@ class Stack:
         self._exits.close()
 
     def _start(self) -> None:
-        database_url = self._exits.enter_context(fresh_postgres_database(self.base_database_url))
+        database_url = self._exits.enter_context(
+            fresh_database(self.base_database_url, self.run_dir, prefix="orders_bench")
+        )
         redis_server = EmbeddedRedis(self.run_dir / "redis")
         redis_url = redis_server.start()
         self._exits.callback(redis_server.stop)

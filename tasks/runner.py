@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -27,6 +27,7 @@ from services.errors import DomainError, TransientError
 from services.jobs import (
     AtomicWork,
     JobOutcome,
+    JobRef,
     claim_job,
     finish_job,
     note_resent,
@@ -110,20 +111,10 @@ def _run(
             log.info("job failed", code=exc.code)
             return
         except TRANSIENT as exc:
-            if task.request.retries < (task.max_retries or 0):
-                record.result = "retried"
-                log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
-                raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
-            finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
-            record.result = "failed"
-            log.error("transient failure; retries exhausted", error=repr(exc))
+            _retry_or_fail(task, db, job_id, exc, record)
             return
         except Exception as exc:
-            logging.getLogger(__name__).exception("job crashed")
-            error = {"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
-            finish_job(db, job_id, error=error)
-            record.result = "crashed"
-            log.error("job crashed", error=repr(exc))
+            _crashed(db, job_id, exc, record)
             return
         outcome = result if isinstance(result, JobOutcome) else JobOutcome(result)
         if outcome.finished:
@@ -133,10 +124,7 @@ def _run(
         else:
             record.result = "waiting"
             log.info("job waiting for its children")
-        if outcome.send:
-            # After the handler's commit: jobs it queued (refunds, children) go out now; any the
-            # broker refuses stay ``queued`` for the relay.
-            note_resent(db, TaskSender(task.app).send_all(outcome.send, request_id=claimed.request_id))
+        _send_follow_ups(task, db, outcome.send, claimed.request_id)
     finally:
         structlog.contextvars.unbind_contextvars("job_type")
 
@@ -153,21 +141,10 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
     try:
         run = run_atomically(db, job_id, work)
     except TRANSIENT as exc:
-        if task.request.retries < (task.max_retries or 0):
-            record.result = "retried"
-            log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
-            raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
-        finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
-        record.result = "failed"
-        log.error("transient failure; retries exhausted", error=repr(exc))
+        _retry_or_fail(task, db, job_id, exc, record)
         return
     except Exception as exc:
-        logging.getLogger(__name__).exception("job crashed")
-        finish_job(
-            db, job_id, error={"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
-        )
-        record.result = "crashed"
-        log.error("job crashed", error=repr(exc))
+        _crashed(db, job_id, exc, record)
         return
     record.job_type = run.job_type or "unknown"
     if run.state == "missing":
@@ -184,7 +161,34 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
         else:
             record.result = "succeeded"
             log.info("job succeeded")
-        if run.outcome.send:
-            note_resent(db, TaskSender(task.app).send_all(run.outcome.send, request_id=run.request_id))
+        _send_follow_ups(task, db, run.outcome.send, run.request_id)
     finally:
         structlog.contextvars.unbind_contextvars("job_type")
+
+
+def _retry_or_fail(task: Task, db: Database, job_id: str, exc: BaseException, record: RunRecord) -> None:
+    """A transient failure: retry with exponential backoff, or fail the job once retries run out
+    (never leave it ``running`` forever)."""
+    if task.request.retries < (task.max_retries or 0):
+        record.result = "retried"
+        log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
+        raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
+    finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
+    record.result = "failed"
+    log.error("transient failure; retries exhausted", error=repr(exc))
+
+
+def _crashed(db: Database, job_id: str, exc: BaseException, record: RunRecord) -> None:
+    """A bug: log it with its trace, and fail the job without exposing the trace to the client."""
+    logging.getLogger(__name__).exception("job crashed")
+    error = {"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
+    finish_job(db, job_id, error=error)
+    record.result = "crashed"
+    log.error("job crashed", error=repr(exc))
+
+
+def _send_follow_ups(task: Task, db: Database, refs: Sequence[JobRef], request_id: str | None) -> None:
+    """After the handler's commit: jobs it queued (refunds, children) go out now; any the broker
+    refuses stay ``queued`` for the relay."""
+    if refs:
+        note_resent(db, TaskSender(task.app).send_all(refs, request_id=request_id))

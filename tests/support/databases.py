@@ -11,13 +11,13 @@ from sqlalchemy import create_engine, make_url, text
 
 
 @contextmanager
-def fresh_database(base_url: str | None, directory: Path) -> Iterator[str]:
-    """Yield a URL to an empty database; PostgreSQL ones are dropped afterwards."""
+def fresh_database(base_url: str | None, directory: Path, *, prefix: str = "orders_test") -> Iterator[str]:
+    """Yield a URL to an empty database; PostgreSQL ones (``{prefix}_<hex>``) are dropped afterwards."""
     if not base_url or base_url.startswith("sqlite"):
         yield f"sqlite:///{directory / f'test-{secrets.token_hex(4)}.db'}"
         return
     url = make_url(base_url)
-    name = f"orders_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
