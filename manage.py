@@ -17,6 +17,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from config import secret_key
+from config.secret_key import ConfigError
 from config.settings import PROJECT_ROOT, VAR_DIR, Settings
 from models import Database
 from models.migrate import upgrade
@@ -167,7 +169,26 @@ def main(argv: list[str]) -> int:
         func=cmd_run
     )
     args = parser.parse_args(argv)
-    return int(args.func(Settings.from_env(), args))
+    try:
+        if args.command == "run":
+            _announce_secret_key()
+        return int(args.func(Settings.from_env(), args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _announce_secret_key() -> None:
+    """Generate the development SECRET_KEY on first run and print it once (other hosts need it)."""
+    if os.environ.get("SECRET_KEY") or os.environ.get("APP_ENV", "").strip().lower() == "production":
+        return
+    key, created = secret_key.load_or_create(VAR_DIR)
+    if created:
+        print(
+            f"generated a random SECRET_KEY in {VAR_DIR / secret_key.FILE_NAME} (shown once): {key}\n"
+            "  every host of this deployment needs the same value in SECRET_KEY",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from config.secret_key import ConfigError
+from config.secret_key import resolve as resolve_secret_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # VAR_DIR (env) moves every file the service writes: SQLite database, embedded Redis, dev key.
@@ -18,7 +22,8 @@ VAR_DIR = Path(os.environ.get("VAR_DIR") or PROJECT_ROOT / "var")
 
 # Gateway id -> adapter and its credentials. ``adapter`` is ``sandbox`` or ``stripe``; a stripe entry
 # takes ``api_key``, ``webhook_secret`` and optionally ``api_base`` (a stand-in server in tests).
-# A gateway without ``webhook_secret`` signs with one derived from ``SECRET_KEY`` and its id.
+# A sandbox gateway without ``webhook_secret`` signs with one derived from ``SECRET_KEY`` and its id;
+# a stripe gateway must name the ``webhook_secret`` Stripe gave for its endpoint.
 DEFAULT_GATEWAYS: dict[str, dict[str, str]] = {
     "stripe_1": {"adapter": "sandbox"},
     "sandbox": {"adapter": "sandbox"},
@@ -42,6 +47,16 @@ def _env_list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _check_gateways(gateways: dict[str, dict[str, str]]) -> None:
+    """A stripe gateway needs its own credentials: a derived webhook secret would match nothing
+    Stripe sends, and a made-up one is a secret anyone could read here."""
+    for gateway_id, config in gateways.items():
+        if config.get("adapter", "sandbox") == "stripe":
+            missing = [name for name in ("api_key", "webhook_secret") if not config.get(name)]
+            if missing:
+                raise ConfigError(f"GATEWAYS_JSON: stripe gateway {gateway_id!r} needs {' and '.join(missing)}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service; build with :meth:`from_env`, override with :meth:`with_`."""
@@ -55,7 +70,11 @@ class Settings:
     payment_window_seconds: int = 30 * 60
     idempotency_ttl_seconds: int = 24 * 3600
     admin_api_key: str | None = None
-    secret_key: str = "dev-insecure-secret-change-me"
+    # Never a constant: built directly (tests, benchmarks) a Settings gets a random key of its own;
+    # from_env reads SECRET_KEY or the development key file (config/secret_key.py).
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
+    # "production" refuses start-up without SECRET_KEY (and with placeholder values).
+    app_env: str = "development"
     gateways: dict[str, dict[str, str]] = field(default_factory=lambda: dict(DEFAULT_GATEWAYS))
     db_pool_size: int = 5
     sqlite_busy_timeout_ms: int = 15000
@@ -104,6 +123,10 @@ class Settings:
         env = dict(os.environ if env is None else env)
         base = cls()
         gateways = json.loads(env["GATEWAYS_JSON"]) if env.get("GATEWAYS_JSON") else dict(DEFAULT_GATEWAYS)
+        _check_gateways(gateways)
+        app_env = (env.get("APP_ENV") or base.app_env).strip().lower()
+        var_dir = Path(env["VAR_DIR"]) if env.get("VAR_DIR") else VAR_DIR
+        secret_key, _ = resolve_secret_key(env, var_dir, production=app_env == "production")
         return replace(
             base,
             database_url=env.get("DATABASE_URL") or base.database_url,
@@ -114,7 +137,8 @@ class Settings:
             payment_window_seconds=_env_int(env, "PAYMENT_WINDOW_SECONDS", base.payment_window_seconds),
             idempotency_ttl_seconds=_env_int(env, "IDEMPOTENCY_TTL_SECONDS", base.idempotency_ttl_seconds),
             admin_api_key=env.get("ADMIN_API_KEY") or None,
-            secret_key=env.get("SECRET_KEY") or base.secret_key,
+            secret_key=secret_key,
+            app_env=app_env,
             gateways=gateways,
             db_pool_size=_env_int(env, "DB_POOL_SIZE", base.db_pool_size),
             relay_interval_seconds=_env_int(env, "RELAY_INTERVAL_SECONDS", base.relay_interval_seconds),
@@ -153,3 +177,7 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"

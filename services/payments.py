@@ -32,17 +32,22 @@ from services.gateways.base import (
     GatewayTimeout,
     GatewayUnavailable,
 )
-from services.jobs import FINISHED, JobRef, add_job
+from services.jobs import FINISHED, JobOutcome, JobRef, add_job
 from services.money import to_money
 from services.principal import SYSTEM, Principal
 
 PAYMENT_TASK = "payments.execute"
+CLOSE_CHECKOUT_TASK = "payments.close_checkout"
 PAYMENTS_QUEUE = "payments"
 
 PROCESS, AUTHORIZE, CAPTURE, VOID, REFUND, CHECKOUT = "process", "authorize", "capture", "void", "refund", "checkout"
+# Money received outside any gateway, recorded by staff (an order moved to ``processing`` by hand).
+MANUAL = "manual"
 ACTIONS = (PROCESS, AUTHORIZE, CAPTURE, VOID, REFUND)
 # Actions whose success means money was captured for the order.
-CAPTURING_ACTIONS = (PROCESS, CAPTURE, CHECKOUT)
+CAPTURING_ACTIONS = (PROCESS, CAPTURE, CHECKOUT, MANUAL)
+# A capture that landed on an order already paid: refunded at once, and left out of the order's sums.
+DUPLICATE_PAYMENT = "DUPLICATE_PAYMENT"
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 # Reconciliation stops asking about a payment after this many attempts (it then needs a person).
@@ -82,7 +87,15 @@ def _amount_error(message: str, **extra: Any) -> ValidationFailed:
 
 
 def _payments_of(session: Session, order_id: str) -> list[Payment]:
-    return list(session.scalars(select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at)))
+    """The payments that count for the order: a duplicate capture and its refund cancel out, so
+    they are left out (otherwise a staff refund could give back the order's price twice)."""
+    rows = list(session.scalars(select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at)))
+    duplicates = {p.id for p in rows if is_duplicate(p)}
+    return [p for p in rows if p.id not in duplicates and p.parent_id not in duplicates]
+
+
+def is_duplicate(payment: Payment) -> bool:
+    return bool(payment.error) and payment.error.get("code") == DUPLICATE_PAYMENT
 
 
 def _sum(payments: list[Payment], actions: tuple[str, ...], states: tuple[str, ...] = (SUCCEEDED,)) -> Decimal:
@@ -125,6 +138,9 @@ def _plan(order: Order, payments: list[Payment], command: PaymentRequest) -> tup
         authorization = _last(payments, (AUTHORIZE,))
         if order.payment_status != lifecycle.PAYMENT_AUTHORIZED or authorization is None:
             raise _invalid(order, f"Nothing to {action}: the order has no open authorization.")
+        if action == CAPTURE and order.status != lifecycle.PENDING_PAYMENT:
+            # A cancelled order's authorization is voided, never captured.
+            raise _invalid(order, f"A {order.status} order cannot be captured.")
         if action == CAPTURE and command.amount is not None and to_money(command.amount) != authorization.amount:
             raise _amount_error("must equal the authorized amount", expected=authorization.amount)
         return authorization.amount, authorization
@@ -234,6 +250,10 @@ def queue_refund_in(
     amount = min(to_money(amount), refundable)
     if amount <= 0:
         return None
+    if charge.action == MANUAL:
+        # Money received outside the gateway goes back the same way: recorded, not sent.
+        _record_manual_refund(session, order, charge, amount, refundable)
+        return None
     return _add_attempt(
         session,
         order,
@@ -247,6 +267,136 @@ def queue_refund_in(
     )
 
 
+def queue_duplicate_refund_in(session: Session, order: Order, payment: Payment, *, request_id: str | None) -> JobRef:
+    """A refund of all of ``payment``, a capture that landed on an order already paid for."""
+    payment.error = {"code": DUPLICATE_PAYMENT, "message": "The order was already paid; refunded at once."}
+    return _add_attempt(
+        session,
+        order,
+        action=REFUND,
+        method=payment.method,
+        amount=payment.amount,
+        parent=payment,
+        token=None,
+        principal=SYSTEM,
+        request_id=request_id,
+    ).job
+
+
+def _record_manual_refund(
+    session: Session, order: Order, charge: Payment, amount: Decimal, refundable: Decimal
+) -> None:
+    now = utcnow()
+    session.add(
+        Payment(
+            id=new_id("txn"),
+            order_id=order.id,
+            gateway_id=charge.gateway_id,
+            action=REFUND,
+            method=MANUAL,
+            amount=amount,
+            currency=order.currency,
+            state=SUCCEEDED,
+            parent_id=charge.id,
+            idempotency_key=f"manual-refund:{new_id('key')}",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    order.payment_status = lifecycle.PAYMENT_REFUNDED if amount >= refundable else lifecycle.PAYMENT_PARTIALLY_REFUNDED
+
+
+def record_manual_payment(session: Session, order: Order, *, principal: Principal, reason: str | None) -> Payment:
+    """Staff confirm that the order's outstanding amount was received outside the gateway (cash,
+    bank transfer): a succeeded ``manual`` payment, and the order's payment status ``completed``.
+
+    The caller moves the order to ``processing`` in the same transaction. Open checkout sessions
+    are closed by the job the transition queues, so the customer cannot pay a second time.
+    """
+    payments = _payments_of(session, order.id)
+    outstanding = order.total_amount - _sum(payments, CAPTURING_ACTIONS)
+    now = utcnow()
+    payment = Payment(
+        id=new_id("txn"),
+        order_id=order.id,
+        gateway_id=order.payment_gateway_id,
+        action=MANUAL,
+        method=MANUAL,
+        amount=to_money(max(outstanding, Decimal(0))),
+        currency=order.currency,
+        state=SUCCEEDED,
+        idempotency_key=f"manual:{order.id}:{order.version}",
+        error=None,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(payment)
+    order.payment_status = lifecycle.PAYMENT_COMPLETED
+    return payment
+
+
+def queue_void_in(session: Session, order: Order, *, principal: Principal, request_id: str | None) -> JobRef | None:
+    """Void the order's open authorization (the order is being cancelled): the hold on the
+    customer's card is released instead of waiting for it to lapse."""
+    if order.payment_status != lifecycle.PAYMENT_AUTHORIZED:
+        return None
+    payments = _payments_of(session, order.id)
+    authorization = _last(payments, (AUTHORIZE,))
+    if authorization is None or any(p.action == VOID and p.state != FAILED for p in payments):
+        return None
+    return _add_attempt(
+        session,
+        order,
+        action=VOID,
+        method=authorization.method,
+        amount=authorization.amount,
+        parent=authorization,
+        token=None,
+        principal=principal,
+        request_id=request_id,
+    ).job
+
+
+def has_attempt_in_flight(session: Session, order_id: str) -> bool:
+    """A direct payment action (not a hosted checkout) whose outcome is not known yet."""
+    return any(p.state == PENDING and p.action != CHECKOUT for p in _payments_of(session, order_id))
+
+
+def open_checkout_sessions(session: Session, order_id: str) -> list[Payment]:
+    return list(
+        session.scalars(
+            select(Payment).where(
+                Payment.order_id == order_id,
+                Payment.action == CHECKOUT,
+                Payment.state == PENDING,
+                Payment.checkout_session_id.is_not(None),
+            )
+        )
+    )
+
+
+def queue_close_checkout_in(
+    session: Session, order: Order, *, principal: Principal, request_id: str | None
+) -> JobRef | None:
+    """A job that expires the order's open hosted checkout sessions at the gateway (the order was
+    paid another way, or cancelled), so the customer cannot pay it again through them."""
+    if not open_checkout_sessions(session, order.id):
+        return None
+    return add_job(
+        session,
+        job_type="close_checkout",
+        task_name=CLOSE_CHECKOUT_TASK,
+        queue=PAYMENTS_QUEUE,
+        args={"orderId": order.id},
+        owner=principal,
+        order_id=order.id,
+        request_id=request_id,
+        customer_id=order.customer_id,
+    )
+
+
 # -- confirming a paid order (shared by the task, the webhook and the checkout return) ---------------
 
 
@@ -257,18 +407,21 @@ def _set_payment_status(order: Order, payment_status: str) -> None:
         order.updated_at = utcnow()
 
 
-def mark_order_paid(session: Session, order: Order, *, actor: str, reason: str, request_id: str | None = None) -> bool:
+def mark_order_paid(
+    session: Session, order: Order, *, actor: str, reason: str, request_id: str | None = None
+) -> list[JobRef] | None:
     """``pending_payment`` → ``processing`` through the lifecycle's one transition function (history
-    row, version bump, held stock committed); False if the order is not payable."""
+    row, version bump, held stock committed, other checkout sessions closed); the jobs that queued,
+    or None if the order is not payable."""
     if not lifecycle.order_transition_allowed(order.status, lifecycle.PROCESSING) or (
         order.status != lifecycle.PENDING_PAYMENT
     ):
-        return False
+        return None
     order.payment_status = lifecycle.PAYMENT_COMPLETED
-    transitions.transition_order(
+    change = transitions.transition_order(
         session, order, lifecycle.PROCESSING, reason=reason, principal=SYSTEM, actor=actor, request_id=request_id
     )
-    return True
+    return change.jobs
 
 
 def confirm_payment(
@@ -280,8 +433,12 @@ def confirm_payment(
     actor: str,
     reason: str,
     request_id: str | None = None,
-) -> None:
-    """Record ``payment`` as succeeded and apply it to ``order`` (idempotent; caller holds the locks)."""
+) -> list[JobRef]:
+    """Record ``payment`` as succeeded and apply it to ``order`` (idempotent; caller holds the locks).
+
+    Returns the jobs this queued, for the caller to send after commit: a second capture on an
+    order already paid, or a capture on a cancelled order, is refunded at once, in full.
+    """
     already = payment.state == SUCCEEDED
     payment.state = SUCCEEDED
     payment.gateway_transaction_id = payment.gateway_transaction_id or transaction_id
@@ -289,9 +446,12 @@ def confirm_payment(
     if not already:
         payment.error = None
     if payment.action not in CAPTURING_ACTIONS:
-        return
-    if mark_order_paid(session, order, actor=actor, reason=reason, request_id=request_id) or already:
-        return
+        return []
+    paid = mark_order_paid(session, order, actor=actor, reason=reason, request_id=request_id)
+    if paid is not None:
+        return paid
+    if already:
+        return []
     others = session.scalars(
         select(Payment.id).where(
             Payment.order_id == order.id,
@@ -301,16 +461,17 @@ def confirm_payment(
         )
     ).all()
     if others:
-        payment.error = {"code": "DUPLICATE_PAYMENT", "message": "The order was already paid; refund this payment."}
-    elif order.status == lifecycle.CANCELLED:
+        return [queue_duplicate_refund_in(session, order, payment, request_id=request_id)]
+    if order.status == lifecycle.CANCELLED:
         # The charge reached the gateway before the order was cancelled, so the cancellation found
-        # no captured money to give back: refund it now, once (a repeated confirmation returns
-        # above). The refund job is sent by the relay if the caller does not send it.
+        # no captured money to give back: refund it now, once (a repeated confirmation returns above).
         _set_payment_status(order, lifecycle.PAYMENT_COMPLETED)
         payment.error = {"code": "ORDER_CANCELLED", "message": "Captured after the order was cancelled; refunded."}
-        queue_refund_in(session, order, payment.amount, principal=SYSTEM, request_id=request_id)
-    elif order.status != lifecycle.PROCESSING:
+        refund = queue_refund_in(session, order, payment.amount, principal=SYSTEM, request_id=request_id)
+        return [refund.job] if refund is not None else []
+    if order.status != lifecycle.PROCESSING:
         payment.error = {"code": "ORDER_NOT_PAYABLE", "message": f"Payment arrived for a {order.status} order."}
+    return []
 
 
 # -- running an attempt (the payments task) -----------------------------------------------------------
@@ -363,7 +524,11 @@ def _start_in(session: Session, transaction_id: str) -> _Attempt | dict[str, Any
         return _result(order, payment)
     if payment.state == FAILED:
         raise _declined(payment)
-    if payment.action in (PROCESS, AUTHORIZE) and payment.attempts == 0 and order.status != lifecycle.PENDING_PAYMENT:
+    if (
+        payment.action in (PROCESS, AUTHORIZE, CAPTURE)
+        and payment.attempts == 0
+        and order.status != lifecycle.PENDING_PAYMENT
+    ):
         # Paid another way (hosted checkout) or cancelled before this attempt reached the gateway.
         payment.state = FAILED
         payment.error = {"code": "INVALID_STATUS", "reason": "order_not_payable", "message": "Not payable."}
@@ -409,17 +574,17 @@ def _call_gateway(gateways: Gateways, attempt: _Attempt) -> str | None:
     return refund.refund_id
 
 
-def _finish_success(db: Database, attempt: _Attempt, gateway_txn: str | None, request_id: str | None) -> dict[str, Any]:
+def _finish_success(db: Database, attempt: _Attempt, gateway_txn: str | None, request_id: str | None) -> JobOutcome:
     with db.transaction() as session:
         payment = session.get(Payment, attempt.id, with_for_update=True)
         order = session.get(Order, attempt.order_id, with_for_update=True)
         assert payment is not None and order is not None
         if payment.state == SUCCEEDED:
-            return _result(order, payment)
+            return JobOutcome(_result(order, payment))
         actor = f"gateway:{attempt.gateway_id}"
         if attempt.action == REFUND:
             payment.gateway_transaction_id = gateway_txn
-        confirm_payment(
+        jobs = confirm_payment(
             session,
             order,
             payment,
@@ -430,8 +595,13 @@ def _finish_success(db: Database, attempt: _Attempt, gateway_txn: str | None, re
         )
         if attempt.action == AUTHORIZE:
             _set_payment_status(order, lifecycle.PAYMENT_AUTHORIZED)
+            # The card is held for this order: its hosted checkout must not take a second payment.
+            close = queue_close_checkout_in(session, order, principal=SYSTEM, request_id=request_id)
+            jobs += [close] if close is not None else []
         elif attempt.action == VOID:
             _set_payment_status(order, lifecycle.PAYMENT_VOIDED)
+        elif attempt.action == REFUND and _is_duplicate_id(session, payment.parent_id):
+            pass  # a duplicate capture given back: the order's own payment status is unchanged
         elif attempt.action == REFUND:
             payments = _payments_of(session, order.id)
             left = _sum(payments, CAPTURING_ACTIONS) - _sum(payments, (REFUND,))
@@ -449,7 +619,12 @@ def _finish_success(db: Database, attempt: _Attempt, gateway_txn: str | None, re
                     actor=actor,
                     request_id=request_id,
                 )
-        return _result(order, payment)
+        return JobOutcome(_result(order, payment), send=jobs)
+
+
+def _is_duplicate_id(session: Session, payment_id: str | None) -> bool:
+    parent = session.get(Payment, payment_id) if payment_id else None
+    return parent is not None and is_duplicate(parent)
 
 
 def _finish_declined(db: Database, attempt: _Attempt, declined: GatewayDeclined) -> PaymentDeclined:
@@ -479,7 +654,7 @@ def _finish_unknown(db: Database, attempt: _Attempt, timeout: GatewayTimeout) ->
         return {"orderId": order.id, "paymentStatus": lifecycle.PAYMENT_PENDING, "transactionId": payment.id}
 
 
-def execute_payment(db: Database, gateways: Gateways, args: dict[str, Any]) -> dict[str, Any]:
+def execute_payment(db: Database, gateways: Gateways, args: dict[str, Any]) -> dict[str, Any] | JobOutcome:
     """Run one payment attempt at its gateway; safe to run again for the same attempt."""
     started = _start(db, args["transactionId"])
     if isinstance(started, dict):

@@ -27,6 +27,7 @@ from models.types import utcnow
 from services import lifecycle
 from services.gateways import Gateways
 from services.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.jobs import JobRef
 from services.payments import CHECKOUT, FAILED, PENDING, confirm_payment
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class CheckoutRun:
     expired: list[str] = field(default_factory=list)
     still_open: list[str] = field(default_factory=list)
     unanswered: list[str] = field(default_factory=list)
+    jobs: list[JobRef] = field(default_factory=list)  # refunds and closings, sent by the caller
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -91,8 +93,17 @@ def _settle(db: Database, stale: _Stale, state: CheckoutState | None, run: Check
         order = session.get(Order, stale.order_id, with_for_update=True)
         if payment is None or order is None or payment.state != PENDING:
             return  # settled by a webhook or the customer's return meanwhile
-        if state is not None and state.paid:
-            confirm_payment(
+        if state is not None and state.paid and (state.amount != payment.amount or state.order_id != order.id):
+            # Money moved at the gateway that is not what this order owes: a person must look.
+            payment.state = FAILED
+            payment.error = {
+                "code": "AMOUNT_MISMATCH",
+                "message": f"The gateway reports {state.amount} paid for order {state.order_id}.",
+            }
+            payment.updated_at = now
+            run.expired.append(payment.id)
+        elif state is not None and state.paid:
+            run.jobs += confirm_payment(
                 session,
                 order,
                 payment,

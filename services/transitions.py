@@ -27,7 +27,10 @@ from services.errors import ConcurrentUpdate, InvalidTransition, OrderNotFound, 
 from services.jobs import JobRef
 from services.money import to_money
 from services.principal import Principal
-from services.refunds import queue_refund
+from services.refunds import queue_payment_closing, queue_refund, record_offline_payment
+
+# Statuses that hand goods over: only an order whose money was captured (and not all given back) may reach them.
+PAID_ONLY_STATUSES = frozenset({lifecycle.SHIPPED, lifecycle.COMPLETED})
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,22 @@ def invalid_transition(order: Order, target: str) -> InvalidTransition:
                 "orderId": order.id,
                 "currentStatus": order.status,
                 "requestedStatus": target,
+                "allowedTransitions": list(lifecycle.allowed_order_transitions(order.status)),
+            }
+        ],
+    )
+
+
+def unpaid_transition(order: Order, target: str) -> InvalidTransition:
+    return InvalidTransition(
+        f"An order whose payment status is '{order.payment_status}' cannot become '{target}': "
+        "it must be paid (and not refunded in full) first.",
+        details=[
+            {
+                "orderId": order.id,
+                "currentStatus": order.status,
+                "requestedStatus": target,
+                "paymentStatus": order.payment_status,
                 "allowedTransitions": list(lifecycle.allowed_order_transitions(order.status)),
             }
         ],
@@ -132,6 +151,8 @@ def transition_order(
     """
     if not lifecycle.order_transition_allowed(order.status, to_status):
         raise invalid_transition(order, to_status)
+    if to_status in PAID_ONLY_STATUSES and not lifecycle.money_captured(order.payment_status):
+        raise unpaid_transition(order, to_status)
     now = now or utcnow()
     from_status = order.status
     jobs: list[JobRef] = []
@@ -160,6 +181,15 @@ def transition_order(
             "created_at": now,
         },
     )
+    if from_status == lifecycle.PENDING_PAYMENT:
+        # Paid one way, or cancelled: no hosted checkout may take (another) payment for it.
+        jobs += queue_payment_closing(
+            session,
+            order,
+            cancelling=to_status == lifecycle.CANCELLED,
+            principal=principal,
+            request_id=request_id,
+        )
     if to_status in (lifecycle.CANCELLED, lifecycle.REFUNDED):
         # Cancelling a paid order gives back what is left of it (cancelled items were refunded
         # as they went); ``completed → refunded`` refunds the order in full.
@@ -265,5 +295,7 @@ def change_status(
                 f"The order is at version {order.version}.",
                 details=[{"orderId": order.id, "currentVersion": order.version, "ifMatch": sorted(if_match)}],
             )
+        if to_status == lifecycle.PROCESSING and order.status == lifecycle.PENDING_PAYMENT:
+            record_offline_payment(session, order, principal=principal, reason=reason)
         change = transition_order(session, order, to_status, reason=reason, principal=principal, request_id=request_id)
         return StatusChanged(order.id, order.status, order.version, order.updated_at, change.jobs)

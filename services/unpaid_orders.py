@@ -119,7 +119,7 @@ def _settle_one(
             return  # paid, cancelled or changed since it was read: nothing to do
         paid = next((state for state in states if state.paid), None)
         if paid is not None and paid.id in checkouts:
-            confirm_payment(
+            run.jobs += confirm_payment(
                 session,
                 order,
                 checkouts[paid.id],

@@ -7,6 +7,7 @@ from datetime import timedelta
 import structlog
 from celery import current_app, shared_task
 
+from services.checkout import close_checkouts
 from services.jobs import note_resent
 from services.payments import execute_payment, stale_pending_payments
 from services.pending_checkouts import reconcile_checkouts
@@ -24,9 +25,15 @@ def execute(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
     run_job(self, job_id, lambda db, args: execute_payment(db, gateways(), args))
 
 
+@shared_task(name="payments.close_checkout", bind=True, max_retries=8)
+def close_checkout(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
+    """Expire an order's open hosted checkouts once it was paid another way or cancelled."""
+    run_job(self, job_id, lambda db, args: close_checkouts(db, gateways(), args))
+
+
 @shared_task(name="payments.apply_webhook_event", bind=True, max_retries=8)
 def apply_webhook_event(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
-    run_job(self, job_id, apply_waiting_event)
+    run_job(self, job_id, lambda db, args: apply_waiting_event(db, gateways(), args))
 
 
 @shared_task(name="maintenance.reconcile_payments")
@@ -44,7 +51,9 @@ def reconcile_payments() -> dict[str, object]:
     refs = stale_pending_payments(db, older_than) + stale_waiting_events(db, older_than)
     sent = TaskSender(current_app).send_all(refs)
     note_resent(db, sent)
-    checkouts = reconcile_checkouts(db, gateways(), older_than).as_dict()
+    run = reconcile_checkouts(db, gateways(), older_than)
+    note_resent(db, TaskSender(current_app).send_all(run.jobs))
+    checkouts = run.as_dict()
     if refs or any(checkouts.values()):
         log.info("reconciliation", found=len(refs), sent=len(sent), checkouts=checkouts)
     return {"requeued": len(sent), "checkouts": checkouts}

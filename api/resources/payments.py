@@ -95,6 +95,8 @@ class CheckoutCompleteResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         session_id = req.get_param("session_id", required=True)
         status = complete_checkout(self.deps.db, self.deps.gateways, order_id, session_id)
+        if status.jobs:
+            self.deps.sender.send_all(status.jobs, request_id=req.context.request_id)
         resp.content_type = falcon.MEDIA_HTML
         message = "Payment received." if status.payment_status == "completed" else "Payment not confirmed yet."
         resp.text = _page(
@@ -131,6 +133,6 @@ class WebhookResource:
         """Verify, store once, apply; an event for something not visible yet is kept and applied later."""
         headers = {name.lower(): value for name, value in req.headers.items()}
         outcome = receive_webhook(self.deps.db, self.deps.gateways, gateway_id, req.context.raw_body, headers)
-        if outcome.job is not None:
-            self.deps.sender.send(outcome.job, request_id=req.context.request_id)
+        if outcome.jobs:
+            self.deps.sender.send_all(outcome.jobs, request_id=req.context.request_id)
         resp.media = {"received": True, "eventId": outcome.event_id, "status": outcome.state}

@@ -75,6 +75,7 @@ class CheckoutState:
     transaction_id: str | None
     amount: Decimal | None
     order_id: str | None
+    currency: str | None = None  # ISO code, upper case
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class GatewayEvent:
     checkout_session_id: str | None = None
     transaction_id: str | None = None
     amount: Decimal | None = None
+    currency: str | None = None  # ISO code, upper case
     reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 

@@ -22,6 +22,11 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return dict(obj.get("metadata") or {})
 
 
+def _currency(obj: dict[str, Any]) -> str | None:
+    value = obj.get("currency")
+    return value.upper() if isinstance(value, str) else None
+
+
 def normalize(event: dict[str, Any]) -> GatewayEvent:
     event_id = str(event.get("id") or "")
     event_type = str(event.get("type") or "")
@@ -37,6 +42,7 @@ def normalize(event: dict[str, Any]) -> GatewayEvent:
             checkout_session_id=obj.get("id"),
             transaction_id=obj.get("payment_intent"),
             amount=from_minor(obj.get("amount_total")),
+            currency=_currency(obj),
             raw=event,
         )
     if event_type in ("payment_intent.succeeded", "payment_intent.payment_failed"):
@@ -51,6 +57,7 @@ def normalize(event: dict[str, Any]) -> GatewayEvent:
             checkout_session_id=meta.get("checkoutSessionId"),
             transaction_id=obj.get("id"),
             amount=from_minor(obj.get("amount_received") if not failed else obj.get("amount")),
+            currency=_currency(obj),
             reason=(error.get("decline_code") or error.get("code")) if failed else None,
             raw=event,
         )

@@ -335,6 +335,7 @@ class SandboxGateway:
             transaction_id=entry.data.get("payment_intent"),
             amount=entry.amount,
             order_id=entry.reference,
+            currency=entry.currency,
         )
 
     def settlement_entries(self, start: datetime, end: datetime) -> list[LedgerEntry]:

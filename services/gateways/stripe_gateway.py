@@ -200,6 +200,7 @@ class StripeGateway:
             transaction_id=session.payment_intent if isinstance(session.payment_intent, str) else None,
             amount=from_minor(session.amount_total),
             order_id=metadata.get("orderId") or session.client_reference_id,
+            currency=session.currency.upper() if isinstance(session.currency, str) else None,
         )
 
     def settlement_entries(self, start: datetime, end: datetime) -> list[LedgerEntry]:

@@ -1,9 +1,14 @@
-"""``POST /api/payments/webhooks/{gatewayId}``: signatures, replay window, duplicates, early events."""
+"""``POST /api/payments/webhooks/{gatewayId}``: signatures, replay window, duplicates, early events.
+
+Events name a genuine checkout session (opened the way the checkout task opens it): an event for a
+session the gateway never opened is refused (see test_payment_attacks.py).
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -11,13 +16,38 @@ from sqlalchemy import select, update
 from models import Offer, Order, OrderItem, StatusHistory, WebhookEvent
 from models.ids import new_id
 from models.types import utcnow
-from services.gateways import webhook_secret
+from services.checkout import CheckoutLinks, open_checkout
+from services.gateways import Gateways, webhook_secret
 from services.gateways.signing import sign
 from tests.conftest import unique_customer
 from tests.integration.helpers import error_code, history_of, order_row, payments_of, place
 from tests.support.polling import wait_for
 
 URL = "/api/payments/webhooks/stripe_1"
+
+
+def genuine_session(deps, settings, order_id: str) -> str:
+    """The order's hosted checkout session, opened as the checkout task opens it."""
+    open_checkout(deps.db, deps.gateways, CheckoutLinks(settings.public_base_url), {"orderId": order_id})
+    [checkout] = payments_of(deps.db, order_id, checkout=True)
+    return checkout.checkout_session_id
+
+
+def paid_session_for_unseen_order(deps, settings, order_id: str, amount: Decimal) -> str:
+    """A session the sandbox opened and the customer paid for an order we have not seen yet
+    (its webhook then arrives before the order is visible)."""
+    sandbox = Gateways(settings, deps.db, deliver=lambda *_: None).sandbox("stripe_1")
+    opened = sandbox.create_checkout_session(
+        amount=amount,
+        currency="USD",
+        order_id=order_id,
+        success_url="https://shop.example/ok",
+        cancel_url="https://shop.example/cancel",
+        expires_at=utcnow() + timedelta(minutes=30),
+        idempotency_key=f"checkout:{order_id}",
+    )
+    sandbox.pay_hosted(opened.id)
+    return opened.id
 
 
 def completed_event(order_id: str, amount: str = "99.99", session_id: str | None = None) -> dict:
@@ -35,6 +65,7 @@ def completed_event(order_id: str, amount: str = "99.99", session_id: str | None
                 "payment_status": "paid",
                 "payment_intent": new_id("pi_sbx"),
                 "amount_total": int(Decimal(amount) * 100),
+                "currency": "usd",
                 "client_reference_id": order_id,
                 "metadata": {"orderId": order_id},
             }
@@ -57,7 +88,8 @@ def stored(deps, event_id: str) -> WebhookEvent | None:
 def test_a_signed_event_pays_the_order(client, admin_headers, make_offer, deps, settings):
     offer = make_offer(stock=2)
     order = place(client, admin_headers, offer)
-    result = post_event(client, settings, completed_event(order["orderId"]))
+    session_id = genuine_session(deps, settings, order["orderId"])
+    result = post_event(client, settings, completed_event(order["orderId"], session_id=session_id))
     assert result.status_code == 200 and result.json["status"] == "applied", result.text
     current = order_row(deps.db, order["orderId"])
     assert (current.status, current.payment_status) == ("processing", "completed")
@@ -67,7 +99,7 @@ def test_a_signed_event_pays_the_order(client, admin_headers, make_offer, deps, 
 
 def test_forged_or_missing_signatures_are_400_and_change_nothing(client, admin_headers, make_offer, deps, settings):
     order = place(client, admin_headers, make_offer())
-    event = completed_event(order["orderId"])
+    event = completed_event(order["orderId"], session_id=genuine_session(deps, settings, order["orderId"]))
     for kwargs in ({"secret": "whsec_forged"}, {"header": ""}, {"header": "t=1,v1=deadbeef"}, {"header": "garbage"}):
         result = post_event(client, settings, event, **kwargs)
         assert result.status_code == 400 and error_code(result) == "INVALID_SIGNATURE", (kwargs, result.text)
@@ -83,7 +115,7 @@ def test_forged_or_missing_signatures_are_400_and_change_nothing(client, admin_h
 
 def test_stale_timestamps_are_refused(client, admin_headers, make_offer, deps, settings):
     order = place(client, admin_headers, make_offer())
-    event = completed_event(order["orderId"])
+    event = completed_event(order["orderId"], session_id=genuine_session(deps, settings, order["orderId"]))
     stale = post_event(client, settings, event, timestamp=int(time.time()) - 6 * 60)
     assert stale.status_code == 400 and error_code(stale) == "INVALID_SIGNATURE"
     assert "older than 300 seconds" in stale.json["error"]["details"][0]["reason"]
@@ -96,7 +128,9 @@ def test_stale_timestamps_are_refused(client, admin_headers, make_offer, deps, s
 def test_a_redelivered_event_is_applied_once(client, admin_headers, make_offer, deps, settings):
     offer = make_offer(stock=3)
     order = place(client, admin_headers, offer, quantity=2, price=99.99)
-    event = completed_event(order["orderId"], amount="199.98")
+    event = completed_event(
+        order["orderId"], amount="199.98", session_id=genuine_session(deps, settings, order["orderId"])
+    )
     first = post_event(client, settings, event)
     version = order_row(deps.db, order["orderId"]).version
     second = post_event(client, settings, event)
@@ -161,7 +195,8 @@ def test_an_early_event_is_stored_and_applied_once_its_order_appears(
 ):
     offer = make_offer("25.00", stock=4)
     order_id = new_id("ord")
-    event = completed_event(order_id, amount="25.00")
+    session_id = paid_session_for_unseen_order(deps, settings, order_id, Decimal("25.00"))
+    event = completed_event(order_id, amount="25.00", session_id=session_id)
     early = post_event(client, settings, event)
     assert early.status_code == 200 and early.json["status"] == "pending", early.text
     row = stored(deps, event["id"])
