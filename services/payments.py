@@ -103,7 +103,11 @@ def _sum(payments: list[Payment], actions: tuple[str, ...], states: tuple[str, .
 
 
 def _last(payments: list[Payment], actions: tuple[str, ...]) -> Payment | None:
-    matching = [p for p in payments if p.action in actions and p.state == SUCCEEDED and p.gateway_transaction_id]
+    matching = [
+        p
+        for p in payments
+        if p.action in actions and p.state == SUCCEEDED and (p.gateway_transaction_id or p.action == MANUAL)
+    ]
     return matching[-1] if matching else None
 
 
@@ -561,13 +565,16 @@ def _call_gateway(gateways: Gateways, attempt: _Attempt) -> str | None:
             metadata={"orderId": attempt.order_id, "paymentId": attempt.id},
         )
         return charge.transaction_id
-    assert attempt.gateway_transaction_id is not None
     if attempt.action == CAPTURE:
+        assert attempt.gateway_transaction_id is not None
         gateway.capture(attempt.gateway_transaction_id, amount=attempt.amount, idempotency_key=attempt.idempotency_key)
         return attempt.gateway_transaction_id
     if attempt.action == VOID:
+        assert attempt.gateway_transaction_id is not None
         gateway.void(attempt.gateway_transaction_id, idempotency_key=attempt.idempotency_key)
         return attempt.gateway_transaction_id
+    if attempt.gateway_transaction_id is None:
+        return None  # the refund of a manual payment: given back outside the gateway, recorded here
     refund = gateway.refund(
         attempt.gateway_transaction_id, amount=attempt.amount, idempotency_key=attempt.idempotency_key
     )

@@ -129,14 +129,15 @@ def _settle_one(
             )
             run.paid.append(order.id)
             return
-        change = transition_order(
-            session, order, lifecycle.CANCELLED, reason=PAYMENT_TIMEOUT, principal=SYSTEM, actor=ACTOR, request_id=None
-        )
+        # Closed before the transition, which would otherwise queue a job to close them again.
         for payment in checkouts.values():
             if payment.state == PENDING:
                 payment.state = FAILED
                 payment.error = {"code": "CHECKOUT_EXPIRED", "message": "The payment window closed unpaid."}
                 payment.updated_at = now
+        change = transition_order(
+            session, order, lifecycle.CANCELLED, reason=PAYMENT_TIMEOUT, principal=SYSTEM, actor=ACTOR, request_id=None
+        )
         run.cancelled.append(order.id)
         run.jobs.extend(change.jobs)
 

@@ -15,9 +15,10 @@ from services.gateways.base import GatewayDeclined
 from services.gateways.sandbox import SandboxGateway
 
 
-def _gateway(deps: Deps, session_id: str) -> SandboxGateway:
+def _gateway(deps: Deps, session_id: str, key: str) -> SandboxGateway:
+    """The session's gateway, when ``key`` is the session's page secret; else it does not exist."""
     gateway = deps.gateways.sandbox_for_session(session_id)
-    if gateway is None:
+    if gateway is None or not gateway.opens_with(session_id, key):
         raise ResourceNotFound("Unknown checkout session.", details=[{"sessionId": session_id}])
     return gateway
 
@@ -28,19 +29,19 @@ class SandboxCheckoutPageResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, session_id: str) -> None:
-        page = _gateway(self.deps, session_id).hosted_page(session_id)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, key: str, session_id: str) -> None:
+        page = _gateway(self.deps, session_id, key).hosted_page(session_id)
         assert page is not None
         amount = f"{page.amount} {html.escape(page.currency)}"
-        sid = html.escape(page.session_id)
+        base = html.escape(SandboxGateway.page_path(page.session_id, key))
         notice = ""
         if req.get_param("declined"):
             notice = "<p id='notice' style='color:#b00'>The card was declined. Try again.</p>"
         if page.status == "open":
             actions = (
-                f"<form method='post' action='/sandbox/checkout/{sid}/pay'>"
+                f"<form method='post' action='{base}/pay'>"
                 f"<button id='pay' type='submit'>Pay {amount}</button></form>"
-                f"<form method='post' action='/sandbox/checkout/{sid}/decline'>"
+                f"<form method='post' action='{base}/decline'>"
                 "<button id='decline' type='submit'>Decline</button></form>"
             )
         elif page.status == "complete":
@@ -64,16 +65,17 @@ class SandboxCheckoutActionResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, session_id: str, decision: str) -> None:
-        gateway = _gateway(self.deps, session_id)
+    def on_post(self, req: falcon.Request, resp: falcon.Response, key: str, session_id: str, decision: str) -> None:
+        gateway = _gateway(self.deps, session_id, key)
         resp.status = falcon.HTTP_303
+        declined = f"{SandboxGateway.page_path(session_id, key)}?declined=1"
         if decision == "pay":
             try:
                 resp.location = gateway.pay_hosted(session_id)
             except GatewayDeclined:
-                resp.location = f"/sandbox/checkout/{session_id}?declined=1"
+                resp.location = declined
         elif decision == "decline":
             gateway.decline_hosted(session_id)
-            resp.location = f"/sandbox/checkout/{session_id}?declined=1"
+            resp.location = declined
         else:
             raise ResourceNotFound(details=[{"decision": decision}])

@@ -14,8 +14,10 @@ answers, so tests can kill a worker while it waits for the gateway.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -312,14 +314,34 @@ class SandboxGateway:
         idempotency_key: str,
     ) -> CheckoutSession:
         entry = self._entry("checkout_session", "open", amount, currency, idempotency_key, reference=order_id)
-        entry.data = {"success_url": success_url, "cancel_url": cancel_url, "expires_at": int(expires_at.timestamp())}
+        entry.data = {
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "expires_at": int(expires_at.timestamp()),
+            # The page's own secret: knowing a session id (it travels in webhooks and return URLs)
+            # is not enough to open its page or press Pay or Decline on someone else's checkout.
+            "key": secrets.token_urlsafe(18),
+        }
         entry = self._record(entry)
-        return CheckoutSession(entry.id, f"{self.base_url}/sandbox/checkout/{entry.id}")
+        return CheckoutSession(entry.id, f"{self.base_url}{self.page_path(entry.id, entry.data['key'])}")
+
+    @staticmethod
+    def page_path(session_id: str, key: str) -> str:
+        return f"/sandbox/checkout/{key}/{session_id}"
+
+    def opens_with(self, session_id: str, key: str) -> bool:
+        """Whether ``key`` is the page secret of this gateway's session ``session_id``."""
+        entry = self._session(session_id)
+        expected = str(entry.data.get("key", "")) if entry is not None else ""
+        return bool(expected) and hmac.compare_digest(expected.encode(), key.encode("utf-8", "replace"))
 
     def _session(self, session_id: str) -> SandboxLedgerEntry | None:
+        """One of *this* gateway's sessions (a gateway knows nothing of another's)."""
         with self.db.reader() as session:
             entry = session.get(SandboxLedgerEntry, session_id)
-        return entry if entry is not None and entry.kind == "checkout_session" else None
+        if entry is None or entry.kind != "checkout_session" or entry.gateway_id != self.gateway_id:
+            return None
+        return entry
 
     def retrieve_checkout_session(self, session_id: str) -> CheckoutState:
         entry = self._session(session_id)
@@ -431,7 +453,7 @@ class SandboxGateway:
         """Close an open session (its Pay button stops working); a paid one stays ``complete``."""
         with self.db.transaction() as session:
             row = session.get(SandboxLedgerEntry, session_id, with_for_update=True)
-            if row is None or row.kind != "checkout_session":
+            if row is None or row.kind != "checkout_session" or row.gateway_id != self.gateway_id:
                 raise GatewayDeclined("no_such_checkout_session")
             if row.status == "open":
                 row.status, row.updated_at = "expired", utcnow()

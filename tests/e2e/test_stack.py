@@ -3,6 +3,9 @@ embedded Redis), driven over real HTTP, then stopped with Ctrl-C (SIGINT)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import re
 import secrets
@@ -18,6 +21,7 @@ import pytest
 import requests
 
 from config.settings import PROJECT_ROOT
+from services.gateways.signing import sign
 from tests.support.polling import wait_for
 from workers.embedded_redis import free_port
 
@@ -48,7 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str):
     var_dir = tmp_path_factory.mktemp("var")
     port = free_port()
     secret = "sk_e2e_" + secrets.token_hex(16)
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "SECRET_KEY")}
     env.update(PORT=str(port), VAR_DIR=str(var_dir), DATABASE_URL=database_url, ADMIN_API_KEY=secret, HOST="127.0.0.1")
     log = var_dir / "run.log"
     with log.open("wb") as out:
@@ -146,6 +150,29 @@ def test_metrics_aggregate_web_and_worker_processes(stack: Stack) -> None:
     assert _metric(text, "orders_task_duration_seconds_count", task="checkout") >= 1
     for queue in ("payments", "orders", "exports", "maintenance"):
         assert f'orders_queue_depth{{queue="{queue}"}}' in text
+
+
+def test_the_deployment_made_its_own_secret_and_the_old_default_forges_nothing(stack: Stack) -> None:
+    """No SECRET_KEY was set: `make run` generated one under var/ and printed it once; a webhook
+    signed with the secret derived from the old built-in default is refused."""
+    log = stack.log.read_text()
+    assert log.count("generated a random SECRET_KEY in") == 1, log[-3000:]
+    var_dir = Path(re.search(r"generated a random SECRET_KEY in (\S+)/secret-key", log).group(1))
+    assert len((var_dir / "secret-key").read_text().strip()) >= 32
+    old_default = hmac.new(b"dev-insecure-secret-change-me", b"webhook:stripe_1", hashlib.sha256).hexdigest()
+    event = {
+        "id": "evt_forged_" + secrets.token_hex(4),
+        "type": "checkout.session.completed",
+        "data": {"object": {"id": "cs_sbx_forged", "payment_status": "paid", "amount_total": 1}},
+    }
+    body = json.dumps(event).encode()
+    forged = requests.post(
+        stack.url("/api/payments/webhooks/stripe_1"),
+        data=body,
+        headers={"Content-Type": "application/json", "Sandbox-Signature": sign(body, f"whsec_{old_default}")},
+        timeout=10,
+    )
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "INVALID_SIGNATURE", forged.text
 
 
 def _listening(port: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from falcon import testing
@@ -115,7 +116,7 @@ def test_an_unpaid_order_is_cancelled_at_its_window_with_stock_back_and_checkout
     # The gateway's session is expired: its page shows no Pay button and paying is refused.
     with deps.db.reader() as session:
         assert session.get(SandboxLedgerEntry, session_id).status == "expired"
-    page = client.simulate_get(f"/sandbox/checkout/{session_id}")
+    page = client.simulate_get(urlsplit(order_row(deps.db, order["orderId"]).checkout_url).path)
     assert "id='closed'" in page.text and "id='pay'" not in page.text
     with pytest.raises(GatewayDeclined):
         silent_sandbox(settings, deps).pay_hosted(session_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -38,7 +39,8 @@ def test_checkout_redirect_waits_for_the_session_then_303s(client, deps, setting
     deps.sender.send(placed.checkout_job)
     wait_for(lambda: order_row(deps.db, placed.order.id).checkout_url, what="the checkout session")
     location = checkout_location(client, placed.order.id)
-    assert location.startswith(f"{settings.public_base_url}/sandbox/checkout/cs_sbx_")
+    # The hosted page's URL carries the session's own secret before the session id.
+    assert re.match(rf"{re.escape(settings.public_base_url)}/sandbox/checkout/[\w-]{{20,}}/cs_sbx_", location)
     [session] = payments_of(deps.db, placed.order.id, checkout=True)
     assert (session.action, session.state, session.checkout_session_id) == (
         "checkout",

@@ -181,8 +181,11 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
         _json("/api/payments/webhooks/sandbox", lambda world, role: {"type": "payment.succeeded"}),
         public(400),
     ),
-    ("GET", "/sandbox/checkout/{session_id}"): (_get("/sandbox/checkout/cs_unknown"), public(404)),
-    ("POST", "/sandbox/checkout/{session_id}/{decision}"): (_get("/sandbox/checkout/cs_unknown/pay"), public(404)),
+    ("GET", "/sandbox/checkout/{key}/{session_id}"): (_get("/sandbox/checkout/k_unknown/cs_unknown"), public(404)),
+    ("POST", "/sandbox/checkout/{key}/{session_id}/{decision}"): (
+        _get("/sandbox/checkout/k_unknown/cs_unknown/pay"),
+        public(404),
+    ),
     # Export files authenticate by their signed link: an unsigned one is refused whoever asks.
     ("GET", "/api/exports/{export_id}/file"): (_get("/api/exports/exp_unknown/file"), public(403)),
     ("HEAD", "/api/exports/{export_id}/file"): (_get("/api/exports/exp_unknown/file"), public(403)),
