@@ -91,9 +91,15 @@ class AcceptedOut(BaseModel):
 
 
 class WebhookAckOut(BaseModel):
+    """The event was verified and stored. ``status``: ``applied``; ``duplicate`` (seen before);
+    ``pending`` (its order or payment is not visible yet: applied when it is); ``ignored`` (a type
+    the service does not act on); ``rejected`` (signed, but it does not match the payment it names:
+    another gateway or order, or not the amount and currency owed; stored with the reason, nothing
+    changed)."""
+
     received: bool
     eventId: str
-    status: str
+    status: Literal["applied", "duplicate", "pending", "ignored", "rejected"]
 
 
 class CheckoutPendingOut(BaseModel):
