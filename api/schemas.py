@@ -413,8 +413,8 @@ class OrderListOut(BaseModel):
 
 
 class MetricsQueryIn(Strict):
-    startDate: date = Field(description="First day of the range (inclusive), in `timezone`.")
-    endDate: date = Field(description="Last day of the range (inclusive), in `timezone`.")
+    startDate: date = Field(description="First day of the range (inclusive), in `timezone`; 0001-01-02 to 9999-12-30.")
+    endDate: date = Field(description="Last day of the range (inclusive), in `timezone`; 0001-01-02 to 9999-12-30.")
     groupBy: Literal["day", "week", "month", "status", "customer"] = "day"
     timezone: str = Field("UTC", max_length=64, description="IANA time zone name, e.g. America/New_York.")
 

@@ -1,0 +1,125 @@
+"""Hostile input answers the error envelope with its code, never a 500, and writes nothing.
+
+Each test replays one attack from the security issue (year-9999 dates, 5,000-digit headers,
+non-ASCII digits, odd JSON shapes under a valid signature, totals beyond NUMERIC(12,2), ...)
+and checks three things: the status and error code, that the body is the envelope, and that the
+request sent no INSERT/UPDATE/DELETE (:func:`tests.integration.helpers.no_writes`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from falcon import testing
+
+from models.ids import new_id
+from services.exports import ExportPolicy
+from services.exports.service import build_export
+from tests.conftest import auth, unique_customer
+from tests.integration.helpers import error_code, no_writes, place
+
+
+def refused(result: testing.Result, status: int, code: str) -> dict[str, Any]:
+    """Assert the envelope with ``code`` and ``status``; returns the error object."""
+    assert result.status_code == status, result.text
+    assert error_code(result) == code, result.text
+    error = result.json["error"]
+    assert set(error) == {"code", "message", "details", "requestId"}
+    return error
+
+
+# --- dates at the ends of the calendar ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"startDate": "9999-12-31", "endDate": "9999-12-31"}, "startDate"),
+        ({"startDate": "9999-12-30", "endDate": "9999-12-31", "groupBy": "week"}, "endDate"),
+        ({"startDate": "9999-12-01", "endDate": "9999-12-31", "groupBy": "month"}, "endDate"),
+        ({"startDate": "9999-12-31", "endDate": "9999-12-31", "timezone": "Pacific/Kiritimati"}, "endDate"),
+        ({"startDate": "9999-12-31", "endDate": "9999-12-31", "timezone": "America/Adak"}, "endDate"),
+        ({"startDate": "0001-01-01", "endDate": "0001-01-01"}, "startDate"),
+        ({"startDate": "0001-01-01", "endDate": "0001-01-02", "timezone": "Asia/Tokyo"}, "startDate"),
+        ({"startDate": "0001-01-01", "endDate": "0001-01-02", "timezone": "America/New_York"}, "startDate"),
+        ({"startDate": "2026-06-02", "endDate": "2026-06-01"}, "endDate"),
+    ],
+)
+def test_metrics_dates_beyond_the_calendar_are_400(client, admin_headers, deps, params, field):
+    """Year 9999 used to overflow (OverflowError → 500) computing the midnight after endDate; year
+    1 did so converting local midnight to UTC in zones east of UTC."""
+    with no_writes(deps.db):
+        result = client.simulate_get("/api/orders/metrics", params=params, headers=admin_headers)
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert field in [detail["field"] for detail in error["details"]]
+
+
+def _week_keys(first: date, last: date) -> list[str]:
+    monday = first - timedelta(days=first.weekday())
+    return [(monday + timedelta(weeks=n)).isoformat() for n in range((last - monday).days // 7 + 1)]
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Pacific/Kiritimati", "America/Adak", "Asia/Manila", "America/Sitka"])
+@pytest.mark.parametrize(("first", "last"), [(date(1, 1, 2), date(1, 1, 8)), (date(9999, 12, 24), date(9999, 12, 30))])
+def test_metrics_first_and_last_accepted_days(client, admin_headers, timezone, first, last):
+    """The bounds themselves work in zones with the largest offsets (Manila and Sitka had local mean
+    time offsets near -16 h and +15 h in year 1), for every time grouping: the zero-filled buckets
+    stop at the last one instead of stepping past December 9999."""
+    expected = {
+        "day": [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)],
+        "week": _week_keys(first, last),
+        "month": [first.replace(day=1).isoformat()],
+    }
+    for group_by, keys in expected.items():
+        params = {
+            "startDate": first.isoformat(),
+            "endDate": last.isoformat(),
+            "groupBy": group_by,
+            "timezone": timezone,
+        }
+        result = client.simulate_get("/api/orders/metrics", params=params, headers=admin_headers)
+        assert result.status_code == 200, result.text
+        assert [group["key"] for group in result.json["groups"]] == keys
+        assert result.json["totalOrders"] == 0
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"endDate": "9999-12-31"},
+        {"startDate": "0001-01-01", "endDate": "9999-12-31"},
+        {"startDate": "9999-12-31"},
+        {"endDate": "0001-01-01"},
+    ],
+)
+def test_export_dates_at_the_ends_of_the_calendar_are_accepted(client, make_key, filters):
+    """Export dates are whole UTC days: ``endDate`` 9999-12-31 means "to the end of time" (its next
+    midnight used to overflow: 500). The request is queued like any other."""
+    result = client.simulate_post(
+        "/api/orders/export", json={"format": "csv", "filters": filters}, headers=auth(make_key("admin"))
+    )
+    assert result.status_code == 202, result.text
+
+
+def test_export_to_the_end_of_time_includes_every_row(client, admin_headers, make_offer, deps, settings):
+    customer = unique_customer()
+    order = place(client, admin_headers, make_offer(), customer_id=customer)
+    args = {
+        "exportId": new_id("exp"),
+        "format": "csv",
+        "columns": ["id"],
+        "filters": {"customerId": customer, "startDate": "0001-01-01", "endDate": "9999-12-31"},
+    }
+    result = build_export(deps.db, args, ExportPolicy.from_settings(settings), job_id=new_id("task"))
+    assert result["rows"] == 1
+    content = (settings.export_dir / f"{args['exportId']}.csv").read_text()
+    assert order["orderId"] in content
+
+
+def test_export_with_end_before_start_is_400(client, admin_headers, deps):
+    body = {"format": "csv", "filters": {"startDate": "9999-12-31", "endDate": "0001-01-01"}}
+    with no_writes(deps.db):
+        result = client.simulate_post("/api/orders/export", json=body, headers=admin_headers)
+    refused(result, 400, "VALIDATION_ERROR")
