@@ -7,6 +7,7 @@ import falcon
 from api.async_answer import answer_job
 from api.deps import Deps
 from api.openapi import responses, spec
+from api.preconditions import if_match_versions
 from api.render import etag
 from api.schemas import (
     AcceptedOut,
@@ -24,7 +25,7 @@ from api.validation import parse_body
 from services import lifecycle
 from services.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
 from services.items import ItemAction, act_on_items
-from services.transitions import change_status, parse_if_match
+from services.transitions import change_status
 
 
 class OrderStatusResource:
@@ -56,7 +57,7 @@ class OrderStatusResource:
             order_id,
             body.status,
             reason=body.reason,
-            if_match=parse_if_match(req.get_header("If-Match")),
+            if_match=if_match_versions(req.get_header("If-Match")),
             request_id=req.context.request_id,
         )
         self.deps.sender.send_all(changed.jobs, request_id=req.context.request_id)

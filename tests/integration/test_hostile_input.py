@@ -18,7 +18,7 @@ from models.ids import new_id
 from services.exports import ExportPolicy
 from services.exports.service import build_export
 from tests.conftest import auth, unique_customer
-from tests.integration.helpers import error_code, no_writes, place
+from tests.integration.helpers import error_code, no_writes, order_row, place
 
 
 def refused(result: testing.Result, status: int, code: str) -> dict[str, Any]:
@@ -123,3 +123,49 @@ def test_export_with_end_before_start_is_400(client, admin_headers, deps):
     with no_writes(deps.db):
         result = client.simulate_post("/api/orders/export", json=body, headers=admin_headers)
     refused(result, 400, "VALIDATION_ERROR")
+
+
+# --- If-Match: entity tags are strings ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "if_match",
+    [
+        "9" * 5000,
+        '"' + "9" * 5000 + '"',
+        'W/"' + "9" * 5000 + '"',
+        '"²"',  # str.isdigit() says yes, int() raises
+        "²",
+        '"١"',  # an Arabic-Indic one: int() reads 1, but the tag is not "1"
+        '"𝟏"',
+        '"12345678901"',  # longer than any 32-bit version
+        '"-1"',
+        '"1.0"',
+        '""',
+        '"',
+        ", , ,",
+    ],
+)
+def test_if_match_naming_no_version_is_412_and_changes_nothing(client, admin_headers, make_offer, deps, if_match):
+    order_id = place(client, admin_headers, make_offer())["orderId"]
+    with no_writes(deps.db):
+        result = client.simulate_patch(
+            f"/api/orders/{order_id}/status",
+            json={"status": "processing", "reason": "hostile"},
+            headers={**admin_headers, "If-Match": if_match},
+        )
+    error = refused(result, 412, "PRECONDITION_FAILED")
+    assert error["details"][0]["currentVersion"] == 1
+    current = order_row(deps.db, order_id)
+    assert (current.status, current.version) == ("pending_payment", 1)
+
+
+def test_a_good_tag_beside_a_hostile_one_still_matches(client, admin_headers, make_offer, deps):
+    order_id = place(client, admin_headers, make_offer())["orderId"]
+    result = client.simulate_patch(
+        f"/api/orders/{order_id}/status",
+        json={"status": "processing"},
+        headers={**admin_headers, "If-Match": '"' + "9" * 5000 + '", "²", W/"1"'},
+    )
+    assert result.status_code == 200, result.text
+    assert order_row(deps.db, order_id).version == 2
