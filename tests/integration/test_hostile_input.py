@@ -169,3 +169,69 @@ def test_a_good_tag_beside_a_hostile_one_still_matches(client, admin_headers, ma
     )
     assert result.status_code == 200, result.text
     assert order_row(deps.db, order_id).version == 2
+
+
+# --- Range on the export download --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def export_file(deps, settings) -> tuple[str, bytes]:
+    """A finished export (built in process) and its bytes: (signed path, content)."""
+    args = {"exportId": new_id("exp"), "format": "csv", "columns": ["id", "status"], "filters": {}}
+    result = build_export(deps.db, args, ExportPolicy.from_settings(settings), job_id=new_id("task"))
+    url = result["downloadUrl"]
+    return url[url.index("/api/") :], (settings.export_dir / f"{args['exportId']}.csv").read_bytes()
+
+
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=1-²",
+        "bytes=²-",
+        "bytes=-²",
+        "bytes=١-٢",
+        "bytes=𝟏-𝟐",
+        "bytes=+1-2",
+        "bytes=0x1-2",
+        "bytes=1_0-2",
+        "bytes=--1",
+        "bytes=1--",
+        "bytes=5-1",
+        "bytes=0-1,2-3",
+        "bytes=",
+        "pages=0-1",
+    ],
+)
+def test_malformed_ranges_are_ignored(client, export_file, deps, header):
+    """RFC 9110: a Range the server does not understand is ignored; the whole file is sent."""
+    path, content = export_file
+    with no_writes(deps.db):
+        result = client.simulate_get(path, headers={"Range": header})
+    assert result.status_code == 200, result.text
+    assert result.content == content
+
+
+@pytest.mark.parametrize(
+    ("header", "wanted"),
+    [
+        (f"bytes=0-{HUGE}", slice(0, None)),  # last beyond the end: up to the end
+        (f"bytes=-{HUGE}", slice(0, None)),  # a suffix longer than the file: all of it
+        ("bytes=2-" + "9" * 30, slice(2, None)),
+    ],
+)
+def test_huge_range_ends_are_clamped(client, export_file, header, wanted):
+    path, content = export_file
+    result = client.simulate_get(path, headers={"Range": header})
+    assert result.status_code == 206, result.text
+    assert result.content == content[wanted]
+
+
+@pytest.mark.parametrize("header", [f"bytes={HUGE}-", f"bytes={'9' * 30}-{'9' * 31}", "bytes=-0"])
+def test_ranges_beyond_the_file_are_416(client, export_file, header):
+    path, content = export_file
+    result = client.simulate_get(path, headers={"Range": header})
+    refused(result, 416, "RANGE_NOT_SATISFIABLE")
+    assert result.headers["content-range"] == f"bytes */{len(content)}"
