@@ -235,3 +235,103 @@ def test_ranges_beyond_the_file_are_416(client, export_file, header):
     result = client.simulate_get(path, headers={"Range": header})
     refused(result, 416, "RANGE_NOT_SATISFIABLE")
     assert result.headers["content-range"] == f"bytes */{len(content)}"
+
+
+# --- amounts beyond NUMERIC(12, 2) -------------------------------------------------------------
+
+LARGEST = "9999999999.99"
+
+
+def offer_state(client: testing.TestClient, headers: dict[str, str], offer_id: str) -> tuple[Any, ...]:
+    body = client.simulate_get(f"/api/offers/{offer_id}", headers=headers).json
+    return body["price"], body["stockAvailable"], body["stockReserved"], body["updatedAt"]
+
+
+def _order_body(customer: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"customerId": customer, "items": items, "paymentMethod": "credit_card", "paymentGatewayId": "stripe_1"}
+
+
+@pytest.mark.parametrize(
+    ("price", "quantities"),
+    [
+        ("9999999.99", [10_000]),  # 99,999,999,900.00
+        (LARGEST, [2]),
+        (LARGEST, [1, 1]),  # two items of the largest price
+        ("100000000.00", [50] * 2),  # 10,000,000,000.00: one cent over
+    ],
+)
+def test_order_totals_beyond_the_money_column_are_400_before_any_write(
+    client, admin_headers, make_offer, deps, price, quantities
+):
+    """Each price fits NUMERIC(12, 2) but the total does not: SQLite stored it silently and
+    PostgreSQL raised numeric field overflow (500). Now 400 VALIDATION_ERROR on ``items``, with
+    nothing reserved, written or queued."""
+    offer = make_offer(price, stock=1_000_000)
+    before = offer_state(client, admin_headers, offer)
+    customer = unique_customer()
+    body = _order_body(customer, [{"offerId": offer, "quantity": q, "price": float(price)} for q in quantities])
+    with no_writes(deps.db):
+        result = client.simulate_post("/api/orders", json=body, headers=admin_headers)
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert error["details"][0]["field"] == "items"
+    assert offer_state(client, admin_headers, offer) == before
+    assert (
+        client.simulate_get(
+            "/api/orders", params={"$filter": f"customerId eq '{customer}'"}, headers=admin_headers
+        ).json["value"]
+        == []
+    )
+
+
+def test_the_largest_total_is_accepted(client, admin_headers, make_offer, deps):
+    offer = make_offer("4999999999.99", stock=10)
+    body = _order_body(unique_customer(), [{"offerId": offer, "quantity": 2, "price": 4999999999.99}])
+    placed = client.simulate_post("/api/orders", json=body, headers=admin_headers)
+    assert placed.status_code == 201, placed.text
+    assert str(order_row(deps.db, placed.json["orderId"]).total_amount) == "9999999999.98"
+    assert placed.json["totalAmount"] == 9999999999.98
+
+
+@pytest.mark.parametrize(
+    ("item", "field"),
+    [
+        ({"quantity": 1_000_000, "price": 9999999.99}, "items[0].quantity"),
+        ({"quantity": 1, "price": 10**10}, "items[0].price"),
+        ({"quantity": 1, "price": 1e300}, "items[0].price"),
+        ({"quantity": 10**30, "price": 1}, "items[0].quantity"),
+    ],
+)
+def test_single_quantities_and_prices_beyond_the_limits_are_400(client, admin_headers, make_offer, deps, item, field):
+    body = _order_body(unique_customer(), [{"offerId": make_offer(), **item}])
+    with no_writes(deps.db):
+        result = client.simulate_post("/api/orders", json=body, headers=admin_headers)
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert field in [detail["field"] for detail in error["details"]]
+
+
+@pytest.mark.parametrize("price", [10**10, 10000000000.01, 1e300, 10**20])
+def test_offer_prices_beyond_the_money_column_are_400(client, admin_headers, make_offer, deps, price):
+    offer = make_offer("5.00")
+    before = offer_state(client, admin_headers, offer)
+    with no_writes(deps.db):
+        result = client.simulate_put(
+            f"/api/offers/{offer}", json={"name": "Huge", "price": price, "stock": 1}, headers=admin_headers
+        )
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert [detail["field"] for detail in error["details"]] == ["price"]
+    assert offer_state(client, admin_headers, offer) == before
+
+
+@pytest.mark.parametrize("amount", [10**10, 10000000000.01, 1e300, 10**20])
+def test_payment_amounts_beyond_the_money_column_are_400(client, admin_headers, make_offer, deps, amount):
+    order_id = place(client, admin_headers, make_offer())["orderId"]
+    body = {
+        "orderId": order_id,
+        "action": "process",
+        "paymentDetails": {"method": "credit_card", "token": "tok_visa", "amount": amount},
+    }
+    with no_writes(deps.db):
+        result = client.simulate_post("/api/orders/payment", json=body, headers=admin_headers)
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert [detail["field"] for detail in error["details"]] == ["paymentDetails.amount"]
+    assert order_row(deps.db, order_id).payment_status == "unpaid"
