@@ -8,6 +8,7 @@ request sent no INSERT/UPDATE/DELETE (:func:`tests.integration.helpers.no_writes
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,6 +18,8 @@ from falcon import testing
 from models.ids import new_id
 from services.exports import ExportPolicy
 from services.exports.service import build_export
+from services.gateways import webhook_secret
+from services.gateways.signing import sign
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import error_code, no_writes, order_row, place
 
@@ -335,3 +338,108 @@ def test_payment_amounts_beyond_the_money_column_are_400(client, admin_headers, 
     error = refused(result, 400, "VALIDATION_ERROR")
     assert [detail["field"] for detail in error["details"]] == ["paymentDetails.amount"]
     assert order_row(deps.db, order_id).payment_status == "unpaid"
+
+
+# --- webhook bodies that are not gateway events, under a valid signature -----------------------
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def _paid_session(order_id: str, **changes: Any) -> dict[str, Any]:
+    obj = {
+        "id": new_id("cs_sbx"),
+        "object": "checkout.session",
+        "payment_status": "paid",
+        "payment_intent": new_id("pi_sbx"),
+        "amount_total": 9999,
+        "metadata": {"orderId": order_id},
+    }
+    return {"id": new_id("evt"), "type": "checkout.session.completed", "data": {"object": {**obj, **changes}}}
+
+
+def _failed_intent(**changes: Any) -> dict[str, Any]:
+    obj = {"id": new_id("pi"), "amount": 9999, "last_payment_error": {"code": "card_declined"}, **changes}
+    return {"id": new_id("evt"), "type": "payment_intent.payment_failed", "data": {"object": obj}}
+
+
+def _nested(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+HOSTILE_EVENTS: list[Any] = [
+    "[1,2]",
+    '{"data":5}',
+    '{"data":{"object":5}}',
+    '"x"',
+    "null",
+    "5",
+    DEEP,
+    '{"id":"evt_deep","data":' + DEEP + "}",
+    {"id": "evt_nested", "type": "x", "data": {"object": {"extra": _nested(40)}}},
+    {"id": ["evt_list"], "type": "checkout.session.completed"},
+    {"id": "e" * 10_000, "type": "checkout.session.completed"},
+    {"id": "evt_type", "type": "t" * 1000},
+    {"id": "evt_\u0000", "type": "x"},
+    lambda order: _paid_session(order, metadata=5),
+    lambda order: _paid_session(order, metadata=[order]),
+    lambda order: _paid_session(order, metadata={"orderId": {"id": order}}),
+    lambda order: _paid_session(order, id=[1]),
+    lambda order: _paid_session(order, id="cs_" + "x" * 300),
+    lambda order: _paid_session(order, amount_total="9999"),
+    lambda order: _paid_session(order, amount_total=99.99),
+    lambda order: _paid_session(order, amount_total=True),
+    lambda order: _paid_session(order, amount_total=-1),
+    lambda order: _paid_session(order, amount_total=10**40),
+    lambda order: _paid_session(order, payment_intent={"id": "pi_1"}),
+    lambda order: _failed_intent(last_payment_error=5, metadata={"orderId": order}),
+    lambda order: _failed_intent(last_payment_error={"code": ["x"]}, metadata={"orderId": order}),
+]
+
+
+def _body(event: Any, order_id: str) -> bytes:
+    if callable(event):
+        event = event(order_id)
+    if isinstance(event, str):
+        return event.encode()
+    return json.dumps(event).encode()
+
+
+@pytest.mark.parametrize("gateway", ["stripe_1", "stripe_test"])  # the sandbox adapter, the stripe one
+@pytest.mark.parametrize("event", HOSTILE_EVENTS, ids=range(len(HOSTILE_EVENTS)))
+def test_signed_webhook_bodies_that_are_not_events_are_400(
+    client, admin_headers, make_offer, deps, settings, gateway, event
+):
+    """Non-object bodies, wrong shapes, strings too long for their columns and amounts that are
+    not integer minor units all used to be 500s (AttributeError, RecursionError, OverflowError,
+    a DataError on PostgreSQL) or, worse, applied; now the route's own rejection, with the
+    order untouched and no event stored."""
+    order_id = place(client, admin_headers, make_offer(), gateway=gateway)["orderId"]
+    body = _body(event, order_id)
+    header = deps.gateways.get(gateway).signature_header
+    with no_writes(deps.db):
+        result = client.simulate_post(
+            f"/api/payments/webhooks/{gateway}",
+            body=body,
+            headers={"Content-Type": "application/json", header: sign(body, webhook_secret(settings, gateway))},
+        )
+    refused(result, 400, "INVALID_SIGNATURE")
+    assert result.json["error"]["message"] == "The webhook payload is not a gateway event."
+    current = order_row(deps.db, order_id)
+    assert (current.status, current.payment_status) == ("pending_payment", "unpaid")
+
+
+@pytest.mark.parametrize("gateway", ["stripe_1", "stripe_test"])
+def test_a_well_formed_signed_event_still_applies(client, admin_headers, make_offer, deps, settings, gateway):
+    order = place(client, admin_headers, make_offer(), gateway=gateway)
+    body = json.dumps(_paid_session(order["orderId"])).encode()
+    header = deps.gateways.get(gateway).signature_header
+    result = client.simulate_post(
+        f"/api/payments/webhooks/{gateway}",
+        body=body,
+        headers={"Content-Type": "application/json", header: sign(body, webhook_secret(settings, gateway))},
+    )
+    assert result.status_code == 200 and result.json["status"] == "applied", result.text
+    assert order_row(deps.db, order["orderId"]).payment_status == "completed"
