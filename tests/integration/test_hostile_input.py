@@ -443,3 +443,36 @@ def test_a_well_formed_signed_event_still_applies(client, admin_headers, make_of
     )
     assert result.status_code == 200 and result.json["status"] == "applied", result.text
     assert order_row(deps.db, order["orderId"]).payment_status == "completed"
+
+
+# --- deep nesting in ordinary JSON bodies ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        '{"customerId":' + DEEP + "}",
+        '{"items":[' + "[" * 900 + "]" * 900 + "]}",  # parses, then used to be walked recursively
+        json.dumps({"customerId": "cust_1", "items": _nested(33)}),  # just over the limit
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/orders", "/api/orders/export", "/api/orders/bulk-cancel", "/api/orders/items"])
+def test_deeply_nested_bodies_are_400(client, admin_headers, deps, body, path):
+    with no_writes(deps.db):
+        result = client.simulate_post(
+            path, body=body.encode(), headers={**admin_headers, "Content-Type": "application/json"}
+        )
+    error = refused(result, 400, "VALIDATION_ERROR")
+    if body != DEEP:  # a top-level array is "not an object" before its depth matters
+        assert error["details"] == [{"field": "$", "message": "nested deeper than 32 levels"}]
+
+
+def test_bodies_nested_within_the_limit_are_validated_as_usual(client, admin_headers, deps):
+    body = json.dumps({"customerId": "cust_1", "items": _nested(31)})
+    with no_writes(deps.db):
+        result = client.simulate_post(
+            "/api/orders", body=body, headers={**admin_headers, "Content-Type": "application/json"}
+        )
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert "items" in {detail["field"].split("[")[0] for detail in error["details"]}
