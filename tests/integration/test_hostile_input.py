@@ -476,3 +476,46 @@ def test_bodies_nested_within_the_limit_are_validated_as_usual(client, admin_hea
         )
     error = refused(result, 400, "VALIDATION_ERROR")
     assert "items" in {detail["field"].split("[")[0] for detail in error["details"]}
+
+
+# --- NUL in ids and query parameters (PostgreSQL text cannot hold it) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field", "authenticated"),
+    [
+        ("GET", "/api/orders/%00", "orderId", True),
+        ("GET", "/api/orders/ord_%00x", "orderId", True),
+        ("PATCH", "/api/orders/%00/status", "orderId", True),
+        ("GET", "/api/orders/%00/checkout", "orderId", False),
+        ("GET", "/api/orders/%00/checkout/complete?session_id=cs_1", "orderId", False),
+        ("GET", "/api/orders/ord_1/checkout/complete?session_id=%00", "session_id", False),
+        ("GET", "/api/tasks/%00", "taskId", True),
+        ("GET", "/api/offers/%00", "offerId", True),
+        ("PUT", "/api/offers/%00", "offerId", True),
+        ("DELETE", "/api/keys/%00", "keyId", True),
+        ("GET", "/sandbox/checkout/%00", "sessionId", False),
+        ("POST", "/sandbox/checkout/%00/pay", "sessionId", False),
+        ("GET", "/api/exports/%00/file?expires=1&signature=a", "exportId", False),
+        ("POST", "/api/payments/webhooks/%00", "gatewayId", False),
+        ("GET", "/api/orders?$filter=%00", "$filter", True),
+        ("GET", "/api/orders/metrics?startDate=2026-01-01&endDate=2026-01-02&timezone=%00", "timezone", True),
+    ],
+)
+def test_nul_in_ids_and_parameters_is_400(client, admin_headers, deps, method, path, field, authenticated):
+    """These were 500s on PostgreSQL (psycopg refuses NUL in text) and 404s on SQLite."""
+    path, _, query = path.partition("?")
+    headers = {**admin_headers, "Content-Type": "application/json"} if authenticated else {}
+    with no_writes(deps.db):
+        result = client.simulate_request(method, path, query_string=query, headers=headers, body=b"{}")
+    error = refused(result, 400, "VALIDATION_ERROR")
+    assert error["details"] == [{"field": field, "message": "must not contain the NUL character"}]
+
+
+@pytest.mark.parametrize("length", [64, 10_000])
+@pytest.mark.parametrize("template", ["/api/orders/{}", "/api/tasks/{}", "/api/offers/{}", "/api/orders/{}/checkout"])
+def test_long_ids_are_plain_not_found(client, admin_headers, deps, template, length):
+    with no_writes(deps.db):
+        result = client.simulate_get(template.format("x" * length), headers=admin_headers)
+    assert result.status_code == 404, result.text
+    assert result.json["error"]["code"] in ("ORDER_NOT_FOUND", "TASK_NOT_FOUND", "NOT_FOUND")
