@@ -123,6 +123,8 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
     # Public: liveness, readiness (DB and broker are up), Prometheus text, the contract.
     ("GET", "/healthz"): (_get("/healthz"), public(200)),
     ("GET", "/readyz"): (_get("/readyz"), public(200)),
+    # Its credential is the socket address (the test client is loopback) or METRICS_TOKEN, never
+    # an API key: see tests/integration/test_metrics.py for the refusals.
     ("GET", "/metrics"): (_get("/metrics"), public(200)),
     ("GET", "/api/openapi.json"): (_get("/api/openapi.json"), public(200)),
     ("GET", "/api/docs"): (_get("/api/docs"), public(200)),
