@@ -125,7 +125,13 @@ class ExportFileResource:
     @spec.validate(
         query=ExportLinkQuery,
         resp=Response(
-            "HTTP_200", "HTTP_206", HTTP_403=ErrorOut, HTTP_404=ErrorOut, HTTP_410=ErrorOut, HTTP_416=ErrorOut
+            "HTTP_200",
+            "HTTP_206",
+            HTTP_400=ErrorOut,  # U+0000 in the id or a parameter (api.middleware.params)
+            HTTP_403=ErrorOut,
+            HTTP_404=ErrorOut,
+            HTTP_410=ErrorOut,
+            HTTP_416=ErrorOut,
         ),
         tags=["exports"],
         security={},

@@ -84,7 +84,7 @@ class MetricsResource:
         self.token = deps.settings.metrics_token
 
     @spec.validate(
-        resp=Response("HTTP_200", HTTP_401=ErrorOut, HTTP_403=ErrorOut),
+        resp=Response("HTTP_200", HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut),
         tags=["health"],
         security={},
         skip_validation=True,

@@ -519,3 +519,26 @@ def test_long_ids_are_plain_not_found(client, admin_headers, deps, template, len
         result = client.simulate_get(template.format("x" * length), headers=admin_headers)
     assert result.status_code == 404, result.text
     assert result.json["error"]["code"] in ("ORDER_NOT_FOUND", "TASK_NOT_FOUND", "NOT_FOUND")
+
+
+# --- the contract says so ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("get", "/api/orders/metrics", {"200", "400"}),
+        ("post", "/api/orders/export", {"202", "400"}),
+        ("patch", "/api/orders/{order_id}/status", {"200", "400", "412"}),
+        ("get", "/api/exports/{export_id}/file", {"200", "206", "400", "416"}),
+        ("post", "/api/payments/webhooks/{gateway_id}", {"200", "400"}),
+        ("post", "/api/orders", {"201", "400"}),
+        ("put", "/api/offers/{offer_id}", {"200", "400"}),
+        ("post", "/api/orders/payment", {"202", "400"}),
+        ("post", "/api/orders/bulk-cancel", {"202", "403"}),
+        ("get", "/metrics", {"200", "400", "401", "403"}),
+    ],
+)
+def test_openapi_declares_what_these_routes_answer(client, method, path, statuses):
+    operation = client.simulate_get("/api/openapi.json").json["paths"][path][method]
+    assert statuses <= set(operation["responses"]), sorted(operation["responses"])
