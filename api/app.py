@@ -13,6 +13,7 @@ from api.middleware.body import BodyLimitMiddleware
 from api.middleware.cors import CORSMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
+from api.middleware.params import NulParamsMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.exports import ExportFileResource, OrderExportResource
@@ -61,6 +62,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             MetricsMiddleware(),
             CORSMiddleware(settings.cors_origins),
             BodyLimitMiddleware(settings.max_body_bytes),
+            NulParamsMiddleware(),
             AuthMiddleware(deps.db),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
         ]

@@ -10,6 +10,7 @@ import falcon
 import msgspec
 
 from services.errors import ValidationFailed
+from services.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -51,18 +52,32 @@ def parse_json_body(raw: bytes, content_type: str | None) -> dict[str, Any]:
         raise ValidationFailed(
             "Malformed JSON.", details=[{"field": "$", "message": exc.msg, "line": exc.lineno, "column": exc.colno}]
         ) from None
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed("Malformed JSON.", details=[{"field": "$", "message": str(exc)[:200]}]) from None
     if not isinstance(data, dict):
         raise ValidationFailed(
             "The body must be a JSON object.", details=[{"field": "$", "message": "expected an object"}]
         )
+    if nests_deeper_than(data):
+        # Checked before anything walks the value recursively (the NUL check below, pydantic).
+        raise _too_deep()
     nul = _nul_path(data, "")
     if nul is not None:
         # PostgreSQL text cannot hold U+0000 (psycopg raises, which would be a 500); no field of
         # ours has a use for it, so it is refused at the edge on every database alike.
         raise ValidationFailed(details=[{"field": nul or "$", "message": "must not contain the NUL character"}])
     return data
+
+
+def _too_deep() -> ValidationFailed:
+    """``json.loads`` gives up with RecursionError near the interpreter's limit (its depth varies
+    with the stack it is called from); anything deeper than any body of ours is refused alike."""
+    return ValidationFailed(
+        "The JSON body nests too deeply.",
+        details=[{"field": "$", "message": f"nested deeper than {MAX_JSON_DEPTH} levels"}],
+    )
 
 
 def _nul_path(value: Any, path: str) -> str | None:

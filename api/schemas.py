@@ -15,8 +15,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from services.exports.columns import DEFAULT_COLUMNS
 from services.exports.filters import ExportFilters
 from services.lifecycle import ORDER_TRANSITIONS
+from services.money import MAX_AMOUNT
 
-MAX_MONEY = Decimal("9999999999.99")
+MAX_MONEY = MAX_AMOUNT
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 PAYMENT_METHODS = ("credit_card", "debit_card", "bank_transfer", "paypal", "apple_pay", "google_pay")
 
@@ -56,6 +57,9 @@ class OrderItemIn(Strict):
 
 
 class CreateOrderIn(Strict):
+    """The order total (sum of quantity × price, computed by the server) is at most 9999999999.99;
+    a larger one is 400 VALIDATION_ERROR on `items`."""
+
     customerId: Identifier
     items: list[OrderItemIn] = Field(min_length=1, max_length=100)
     paymentMethod: Literal[PAYMENT_METHODS]  # type: ignore[valid-type]
@@ -419,8 +423,8 @@ class OrderListOut(BaseModel):
 
 
 class MetricsQueryIn(Strict):
-    startDate: date = Field(description="First day of the range (inclusive), in `timezone`.")
-    endDate: date = Field(description="Last day of the range (inclusive), in `timezone`.")
+    startDate: date = Field(description="First day of the range (inclusive), in `timezone`; 0001-01-02 to 9999-12-30.")
+    endDate: date = Field(description="Last day of the range (inclusive), in `timezone`; 0001-01-02 to 9999-12-30.")
     groupBy: Literal["day", "week", "month", "status", "customer"] = "day"
     timezone: str = Field("UTC", max_length=64, description="IANA time zone name, e.g. America/New_York.")
 

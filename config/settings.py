@@ -116,6 +116,8 @@ class Settings:
     export_progress_rows: int = 5000
     export_progress_seconds: float = 0.5
     export_fetch_rows: int = 2000
+    # /metrics: when set, scrapes must send ``Authorization: Bearer <token>``; unset, only loopback clients.
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -168,6 +170,7 @@ class Settings:
             export_progress_rows=_env_int(env, "EXPORT_PROGRESS_ROWS", base.export_progress_rows),
             export_progress_seconds=_env_float(env, "EXPORT_PROGRESS_SECONDS", base.export_progress_seconds),
             export_fetch_rows=_env_int(env, "EXPORT_FETCH_ROWS", base.export_fetch_rows),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -1,8 +1,8 @@
 """Bulk cancellation: one parent job, one child job per order, gathered by the last child.
 
-1. :func:`start_bulk_cancel` (the request): checks the id list and writes, in one transaction, the
-   parent job (``progress.total`` = the number of distinct ids) and every child job in one INSERT.
-   The parent's message is sent after commit.
+1. :func:`start_bulk_cancel` (the request; admin and ops keys only): checks the id list and
+   writes, in one transaction, the parent job (``progress.total`` = the number of distinct ids)
+   and every child job in one INSERT. The parent's message is sent after commit.
 2. :func:`fan_out` (the parent's task, ``orders`` queue): returns the children still ``queued``,
    which the runner sends in one batch over one broker connection. The parent stays ``running``;
    a redelivered parent message re-sends the children not yet finished.
@@ -41,6 +41,9 @@ CHILD_TASK = "orders.cancel_order"
 PARENT_TYPE = "bulk_cancel"
 CHILD_TYPE = "cancel_order"
 ORDER_ID_LENGTH = 40  # longer ids cannot name an order; their children keep the id in args only
+# API.md: bulk cancel is an operator's tool (ops: "all orders, status changes, bulk cancel, ...");
+# a customer cancels its own orders' items through ``services.items``.
+BULK_CANCEL_ROLES = ("admin", "ops")
 
 
 def _distinct(order_ids: list[str]) -> list[str]:
@@ -105,8 +108,9 @@ def start_bulk_cancel(
     """Write the parent job and, in one INSERT, one child job per distinct order id.
 
     The parent's task sends the children's messages (10,000 sends take seconds; the request does
-    not wait for them). Customers' children only ever see their own orders.
+    not wait for them). Staff only: a customer key is 403 before anything is read or written.
     """
+    principal.require_role(*BULK_CANCEL_ROLES)
     ids = _distinct(order_ids)
     now = utcnow()
     who = _principal_args(principal)
@@ -157,7 +161,8 @@ def start_bulk_cancel(
 
 
 def plan_bulk_cancel(db: Database, principal: Principal, order_ids: list[str], chunk: int = 500) -> dict[str, Any]:
-    """The dry run: the result the bulk cancel would have now, with nothing changed."""
+    """The dry run: the result the bulk cancel would have now, with nothing changed (staff only)."""
+    principal.require_role(*BULK_CANCEL_ROLES)
     ids = _distinct(order_ids)
     found: dict[str, Order] = {}
     with db.reader() as session:

@@ -44,6 +44,12 @@ from services.principal import Principal
 GROUP_BYS = ("day", "week", "month", "status", "customer")
 TIME_GROUPS = ("day", "week", "month")
 MAX_RANGE_DAYS = 1830
+# The range's first instant (local midnight of ``startDate``) and its end (local midnight after
+# ``endDate``) must exist as UTC datetimes in every time zone; offsets, historical LMT ones
+# included, stay under a day, so one day of margin at both ends of Python's calendar suffices.
+# Outside these bounds the conversion overflows (year 0 or 10000), which used to be a 500.
+EARLIEST_DATE = date.min + timedelta(days=1)
+LATEST_DATE = date.max - timedelta(days=1)
 MAX_CUSTOMER_GROUPS = 1000
 ORDER_STATUSES = tuple(lifecycle.ORDER_TRANSITIONS)
 
@@ -101,6 +107,11 @@ def _check(query: MetricsQuery) -> ZoneInfo:
         problems.append({"field": "groupBy", "message": f"must be one of {', '.join(GROUP_BYS)}"})
     if query.timezone not in _timezones():
         problems.append({"field": "timezone", "message": "must be an IANA time zone name such as America/New_York"})
+    for name, day in (("startDate", query.start_date), ("endDate", query.end_date)):
+        if not EARLIEST_DATE <= day <= LATEST_DATE:
+            problems.append(
+                {"field": name, "message": f"must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}"}
+            )
     if query.end_date < query.start_date:
         problems.append({"field": "endDate", "message": "must not be before startDate"})
     elif (query.end_date - query.start_date).days + 1 > MAX_RANGE_DAYS:
@@ -178,22 +189,28 @@ def _bucket_expression(session: Session, query: MetricsQuery, zone: ZoneInfo, st
 
 
 def _bucket_keys(query: MetricsQuery) -> list[str]:
-    """Every time bucket of the range, so that empty days/weeks/months appear with zeros."""
+    """Every time bucket of the range, so that empty days/weeks/months appear with zeros.
+
+    The loop stops at the bucket holding ``endDate`` instead of stepping past it: the step after
+    the last bucket of December 9999 would be a date Python cannot represent.
+    """
     keys: list[str] = []
     day = query.start_date
     if query.group_by == "week":
         day -= timedelta(days=day.weekday())
     elif query.group_by == "month":
         day = day.replace(day=1)
-    while day <= query.end_date:
+    step = timedelta(days=7 if query.group_by == "week" else 1)
+    while True:
         keys.append(day.isoformat())
-        if query.group_by == "day":
-            day += timedelta(days=1)
-        elif query.group_by == "week":
-            day += timedelta(days=7)
-        else:
+        if query.group_by == "month":
+            if (day.year, day.month) == (query.end_date.year, query.end_date.month):
+                return keys
             day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return keys
+        else:
+            if query.end_date - day < step:
+                return keys
+            day += step
 
 
 def _key_text(value: Any) -> str:

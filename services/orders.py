@@ -29,7 +29,7 @@ from services.errors import (
     ValidationFailed,
 )
 from services.jobs import JobRef, add_job
-from services.money import to_money
+from services.money import MAX_AMOUNT, to_money
 from services.principal import Principal
 
 CHECKOUT_TASK = "orders.open_checkout"
@@ -188,6 +188,18 @@ def _reserve(session: Session, wanted: list[ItemRequest], offers: dict[str, Offe
             )
 
 
+def _order_total(items: list[ItemRequest]) -> Decimal:
+    """The server-computed total, refused before anything is read or written when it would not
+    fit the money column (each price fits on its own; 10,000 × 9,999,999.99 does not)."""
+    total = to_money(sum((to_money(item.price) * item.quantity for item in items), Decimal(0)))
+    if total > MAX_AMOUNT:
+        raise ValidationFailed(
+            "The order total is too large.",
+            details=[{"field": "items", "message": f"the order total {total} exceeds {MAX_AMOUNT}", "total": total}],
+        )
+    return total
+
+
 def place_order(
     db: Database,
     principal: Principal,
@@ -208,6 +220,7 @@ def place_order(
                 {"field": "paymentGatewayId", "message": f"unknown gateway; configured: {sorted(policy.gateways)}"}
             ]
         )
+    total = _order_total(command.items)
     now = utcnow()
     with db.transaction() as session:
         offers = _check_offers(session, command.items, policy.currency)
@@ -219,7 +232,7 @@ def place_order(
             payment_status=lifecycle.PAYMENT_UNPAID,
             payment_method=command.payment_method,
             payment_gateway_id=command.payment_gateway_id,
-            total_amount=to_money(sum((to_money(i.price) * i.quantity for i in command.items), Decimal(0))),
+            total_amount=total,
             currency=policy.currency,
             item_count=len(command.items),
             version=1,

@@ -8,6 +8,7 @@ RFC 9110 allows), 416 with ``Content-Range: bytes */size`` for an unsatisfiable 
 
 from __future__ import annotations
 
+import re
 from typing import BinaryIO
 
 import falcon
@@ -59,6 +60,18 @@ class _FileSlice:
         self._file.close()
 
 
+# RFC 9110 §14.1.2: a byte position is 1*DIGIT, and DIGIT is ASCII 0-9 only (``str.isdigit()``
+# also accepts "²" and "١", which ``int()`` refuses or reads as another number).
+_POSITION = re.compile(r"[0-9]*")
+# A position with more digits than this lies beyond any file we serve; it is read as this
+# (``int()`` refuses strings over 4,300 digits, and there is no need to parse them).
+_BEYOND_ANY_FILE = 10**18
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else _BEYOND_ANY_FILE
+
+
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The inclusive ``(first, last)`` a single-range ``Range`` header asks for, or None to send
     the whole file; raises 416 when the range lies outside the file."""
@@ -70,15 +83,15 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     first_raw, dash, last_raw = (part.strip() for part in spec_.strip().partition("-"))
     if not dash or not (first_raw or last_raw):
         return None
-    if (first_raw and not first_raw.isdigit()) or (last_raw and not last_raw.isdigit()):
+    if not (_POSITION.fullmatch(first_raw) and _POSITION.fullmatch(last_raw)):
         return None
     if not first_raw:  # suffix: the last N bytes
-        suffix = int(last_raw)
+        suffix = _position(last_raw)
         if suffix == 0 or size == 0:
             raise falcon.HTTPRangeNotSatisfiable(resource_length=size)
         return max(0, size - suffix), size - 1
-    first = int(first_raw)
-    last = int(last_raw) if last_raw else size - 1
+    first = _position(first_raw)
+    last = _position(last_raw) if last_raw else size - 1
     if last_raw and last < first:
         return None
     if first >= size:
@@ -112,7 +125,13 @@ class ExportFileResource:
     @spec.validate(
         query=ExportLinkQuery,
         resp=Response(
-            "HTTP_200", "HTTP_206", HTTP_403=ErrorOut, HTTP_404=ErrorOut, HTTP_410=ErrorOut, HTTP_416=ErrorOut
+            "HTTP_200",
+            "HTTP_206",
+            HTTP_400=ErrorOut,  # U+0000 in the id or a parameter (api.middleware.params)
+            HTTP_403=ErrorOut,
+            HTTP_404=ErrorOut,
+            HTTP_410=ErrorOut,
+            HTTP_416=ErrorOut,
         ),
         tags=["exports"],
         security={},

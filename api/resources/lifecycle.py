@@ -7,6 +7,7 @@ import falcon
 from api.async_answer import answer_job
 from api.deps import Deps
 from api.openapi import responses, spec
+from api.preconditions import if_match_versions
 from api.render import etag
 from api.schemas import (
     AcceptedOut,
@@ -24,7 +25,7 @@ from api.validation import parse_body
 from services import lifecycle
 from services.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
 from services.items import ItemAction, act_on_items
-from services.transitions import change_status, parse_if_match
+from services.transitions import change_status
 
 
 class OrderStatusResource:
@@ -47,8 +48,8 @@ class OrderStatusResource:
         and ``allowedTransitions``. Side effects belong to the transition: ``processing`` commits the
         held stock, ``cancelled`` gives stock back and refunds captured money, ``completed →
         refunded`` refunds in full. Each change is a history row (``GET /api/orders/{id}?$expand=
-        history``). Customer keys get 403 ``FORBIDDEN`` before any lookup (they cancel through
-        ``/api/orders/items`` or ``/api/orders/bulk-cancel``)."""
+        history``). Customer keys get 403 ``FORBIDDEN`` before any lookup (they cancel their
+        orders' items through ``/api/orders/items``)."""
         body = parse_body(req, StatusIn)
         changed = change_status(
             self.deps.db,
@@ -56,7 +57,7 @@ class OrderStatusResource:
             order_id,
             body.status,
             reason=body.reason,
-            if_match=parse_if_match(req.get_header("If-Match")),
+            if_match=if_match_versions(req.get_header("If-Match")),
             request_id=req.context.request_id,
         )
         self.deps.sender.send_all(changed.jobs, request_id=req.context.request_id)
@@ -106,7 +107,8 @@ class OrderItemsResource:
 
 
 class BulkCancelResource:
-    """``POST /api/orders/bulk-cancel``: one cancellation task per order, gathered by a parent task."""
+    """``POST /api/orders/bulk-cancel`` (admin, ops): one cancellation task per order, gathered by a
+    parent task."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -118,16 +120,17 @@ class BulkCancelResource:
         skip_validation=True,
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Bulk cancel orders: one cancellation task per order.
+        """Bulk cancel orders: one cancellation task per order (admin, ops).
 
         Up to 10,000 ids (more is 413 ``PAYLOAD_TOO_LARGE``). Answers 202 with the task; its result
         is ``{"cancelled", "failed", "results"}``, one entry per distinct id in request order:
         ``{"orderId", "status": "cancelled"}`` (already cancelled counts) or ``{"orderId", "error":
         {"code", "message", "details"}}`` (``ORDER_NOT_FOUND``, ``INVALID_STATUS``). The task's
         ``progress`` counts finished orders. ``?dryRun=true`` answers 200 at once with the same
-        shape plus ``dryRun`` and each order's ``currentStatus``, changing nothing. Customers' keys
-        reach only their own orders (others' ids fail ``ORDER_NOT_FOUND``). ``Prefer: wait=N``
-        answers 200 with the result when the task finishes within N seconds."""
+        shape plus ``dryRun`` and each order's ``currentStatus``, changing nothing. An operator's
+        tool: a customer key gets 403 ``FORBIDDEN`` (dry run included) before anything is read or
+        written; customers cancel their orders' items through ``/api/orders/items``. ``Prefer:
+        wait=N`` answers 200 with the result when the task finishes within N seconds."""
         body = parse_body(req, BulkCancelIn)
         principal = req.context.principal
         if req.get_param_as_bool("dryRun", default=False):

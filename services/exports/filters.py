@@ -93,7 +93,9 @@ def where_clause(filters: ExportFilters) -> ColumnElement[bool]:
         conditions.append(Order.customer_id == filters.customer_id)
     if filters.start_date is not None:
         conditions.append(Order.created_at >= _day_start(filters.start_date))
-    if filters.end_date is not None:
+    if filters.end_date is not None and filters.end_date < date.max:
+        # The end of 9999-12-31 is the end of representable time: no upper bound at all (its
+        # next midnight would overflow, which used to be a 500).
         conditions.append(Order.created_at < _day_start(filters.end_date + timedelta(days=1)))
     if filters.odata_filter:
         conditions.append(compile_odata_filter(filters.odata_filter))

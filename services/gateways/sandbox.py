@@ -45,7 +45,7 @@ from services.gateways.base import (
     LedgerEntry,
     RefundResult,
 )
-from services.gateways.events import normalize, to_minor
+from services.gateways.events import normalize, parse_event, to_minor
 from services.money import to_money
 
 log = logging.getLogger(__name__)
@@ -388,7 +388,7 @@ class SandboxGateway:
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> GatewayEvent:
         signing.verify(payload, signature, self.webhook_secret, self.tolerance_seconds)
-        return normalize(json.loads(payload))
+        return normalize(parse_event(payload))
 
     # -- the hosted page (sandbox only) --------------------------------------------------------
     def hosted_page(self, session_id: str) -> HostedPage | None:

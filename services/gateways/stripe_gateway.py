@@ -27,7 +27,7 @@ from services.gateways.base import (
     SettlementUnsupported,
     WebhookSignatureError,
 )
-from services.gateways.events import from_minor, normalize, to_minor
+from services.gateways.events import from_minor, normalize, parse_event, to_minor
 
 
 def _translate(exc: stripe.StripeError) -> Exception:
@@ -214,9 +214,11 @@ class StripeGateway:
 
     def parse_webhook(self, payload: bytes, signature: str | None) -> GatewayEvent:
         try:
-            event = stripe.Webhook.construct_event(payload, signature, self.webhook_secret, self.tolerance_seconds)
+            stripe.WebhookSignature.verify_header(payload, signature, self.webhook_secret, self.tolerance_seconds)
         except stripe.SignatureVerificationError as exc:
             raise WebhookSignatureError(str(exc)) from exc
         except ValueError as exc:
             raise WebhookSignatureError(f"malformed payload: {exc}") from exc
-        return normalize(event.to_dict())
+        # The body is parsed by us, not by ``construct_event``: the SDK assumes a JSON object (a
+        # signed ``[1,2]`` raised AttributeError) and lets RecursionError through (both were 500s).
+        return normalize(parse_event(payload))

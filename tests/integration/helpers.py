@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from falcon import testing
+from sqlalchemy import event
 
 from tests.support.polling import wait_for
 
@@ -110,3 +113,30 @@ def payments_of(db: Any, order_id: str, *, checkout: bool = False) -> list[Any]:
         query = query.where(Payment.action != "checkout")
     with db.reader() as session:
         return list(session.scalars(query))
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@contextmanager
+def no_writes(db: Any) -> Iterator[list[str]]:
+    """Fail if this process sends an INSERT, UPDATE or DELETE through ``db`` inside the block.
+
+    Listens on both engines of the app under test, so it sees exactly the statements the
+    in-process requests issued (never another process's), without comparing row counts.
+    """
+    written: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip()[:6].upper() in _WRITES:
+            written.append(statement)
+
+    engines = (db.write_engine, db.read_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield written
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert not written, written

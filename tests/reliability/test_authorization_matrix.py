@@ -3,12 +3,14 @@ resources, against the roles of API.md.
 
 - ``admin``: everything. ``ops``: all orders, status changes, bulk cancel, exports, metrics,
   offers; not key management. ``customer`` (bound to one ``customerId``): create and pay its own
-  orders, read its own orders and tasks, act on its own items; another customer's order or task
-  answers 404 (its existence is not revealed), an operation the role lacks answers 403.
+  orders, read its own orders and tasks, act on its own items (bulk cancel is not among them);
+  another customer's order or task answers 404 (its existence is not revealed), an operation the
+  role lacks answers 403.
 - No key or a revoked key: 401 on every private route.
 - Public routes (health, readiness, Prometheus metrics, OpenAPI and docs, the order-states
   document, checkout pages, sandbox pages, webhooks, export files) answer the same whoever calls:
-  their authentication is a signature, a signed link or an unguessable id, never the API key.
+  their authentication is a signature, a signed link, an unguessable id or (metrics) the
+  loopback address or METRICS_TOKEN, never the API key.
 
 The routes are read from the app's router (``falcon.inspect``), so a route added without a row
 here fails :func:`test_every_route_has_a_matrix_row`. Each request that changes something gets a
@@ -32,7 +34,7 @@ from services.keys import IssuedKey, issue_key
 from services.payments import PaymentRequest, execute_payment, request_payment
 from services.principal import SYSTEM
 from tests.conftest import auth, unique_customer
-from tests.integration.helpers import brief_order, brief_payment
+from tests.integration.helpers import brief_order, brief_payment, no_writes, order_row
 
 ROLES = ("admin", "ops", "customer_own", "customer_other", "no_key", "revoked_key")
 PRICE = Decimal("99.99")
@@ -123,6 +125,8 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
     # Public: liveness, readiness (DB and broker are up), Prometheus text, the contract.
     ("GET", "/healthz"): (_get("/healthz"), public(200)),
     ("GET", "/readyz"): (_get("/readyz"), public(200)),
+    # Its credential is the socket address (the test client is loopback) or METRICS_TOKEN, never
+    # an API key: see tests/integration/test_metrics.py for the refusals.
     ("GET", "/metrics"): (_get("/metrics"), public(200)),
     ("GET", "/api/openapi.json"): (_get("/api/openapi.json"), public(200)),
     ("GET", "/api/docs"): (_get("/api/docs"), public(200)),
@@ -160,9 +164,9 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
         "/api/orders/bulk-cancel",
     ): (
         _json("/api/orders/bulk-cancel", lambda world, role: {"orderIds": [world.order()["orderId"]], "reason": "m"}),
-        # API.md lists bulk cancel under ops; the code lets a customer bulk-cancel its own orders
-        # (others' ids fail ORDER_NOT_FOUND per order, see test_bulk_cancel_never_reaches_another_customer).
-        ANY_KEY,
+        # API.md lists bulk cancel under ops: a customer key is 403, even for its own orders (it
+        # cancels items through /api/orders/items); see test_customers_may_not_bulk_cancel.
+        STAFF,
     ),
     ("POST", "/api/orders/export"): (_json("/api/orders/export", lambda world, role: {"format": "csv"}), STAFF),
     # Settlement reports compare the gateways' ledgers with ours: operators only.
@@ -283,25 +287,22 @@ def test_customers_list_and_read_only_their_own(world: World) -> None:
     assert world.customer not in {order["customerId"] for order in other}
 
 
-def test_bulk_cancel_never_reaches_another_customer(world: World) -> None:
-    """A customer's bulk cancel names another customer's order: it fails ``ORDER_NOT_FOUND`` for that
-    order, exactly as an unknown id would (the dry run gives the per-order answers at once)."""
+@pytest.mark.parametrize("role", ["customer_own", "customer_other"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_customers_may_not_bulk_cancel(world: World, role: str, dry_run: bool) -> None:
+    """Bulk cancel is an operator's tool (API.md: ops has "bulk cancel", a customer does not): a
+    customer key is 403 for its own orders too, dry run included, before anything is read or
+    written; the order stays as it was."""
     order_id = world.order()["orderId"]
-    plan = world.client.simulate_post(
-        "/api/orders/bulk-cancel",
-        params={"dryRun": "true"},
-        json={"orderIds": [order_id], "reason": "m"},
-        headers=world.headers("customer_other"),
-    )
-    assert plan.status_code == 200, plan.text
-    assert plan.json["results"][0]["error"]["code"] == "ORDER_NOT_FOUND"
-    own = world.client.simulate_post(
-        "/api/orders/bulk-cancel",
-        params={"dryRun": "true"},
-        json={"orderIds": [order_id], "reason": "m"},
-        headers=world.headers("customer_own"),
-    )
-    assert own.json["results"][0].get("status") == "cancelled", own.text
+    with no_writes(world.deps.db):
+        result = world.client.simulate_post(
+            "/api/orders/bulk-cancel",
+            params={"dryRun": "true"} if dry_run else None,
+            json={"orderIds": [order_id], "reason": "m"},
+            headers=world.headers(role),
+        )
+    assert result.status_code == 403 and result.json["error"]["code"] == "FORBIDDEN", result.text
+    assert order_row(world.deps.db, order_id).status == "pending_payment"
 
 
 @pytest.mark.parametrize("role", ROLES)
