@@ -22,8 +22,8 @@ from config.secret_key import ConfigError
 from config.settings import PROJECT_ROOT, VAR_DIR, Settings
 from models import Database
 from models.migrate import upgrade
-from services.keys import authenticate, ensure_key, issue_key
-from services.offers import upsert_offer
+from services.access.keys import authenticate, ensure_key, issue_key
+from services.orders.offers import upsert_offer
 from workers.embedded_redis import EmbeddedRedis
 
 DEMO_OFFERS = [

@@ -16,8 +16,8 @@ import falcon
 
 from api.errors import write_error
 from models import Database
-from services.jobs import JobView, get_job
-from services.principal import Principal
+from services.jobs.views import JobView, get_job
+from services.kernel.principal import Principal
 
 MAX_WAIT_SECONDS = 30
 POLL_AFTER_SECONDS = 1

@@ -8,7 +8,7 @@ import redis
 
 from config.settings import Settings
 from models import Database
-from services.gateways import Gateways
+from services.payments.gateways import Gateways
 from tasks.dispatch import TaskSender
 
 

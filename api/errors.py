@@ -16,7 +16,7 @@ import sqlalchemy.exc
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from api.media import dumps
-from services.errors import DomainError
+from services.kernel.errors import DomainError
 
 log = logging.getLogger(__name__)
 

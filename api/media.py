@@ -9,8 +9,8 @@ from typing import Any
 import falcon
 import msgspec
 
-from services.errors import ValidationFailed
-from services.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
+from services.kernel.errors import ValidationFailed
+from services.kernel.jsondepth import MAX_JSON_DEPTH, nests_deeper_than
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 

@@ -7,13 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 from api.timefmt import iso
-from services.jobs import JobView
-from services.listing import OrderPage, OrderRow
-from services.metrics import Figures, MetricsView
-from services.offers import OfferView
-from services.orders import OrderView
-from services.query.fields import FIELDS
-from services.settlement import ReportView
+from services.jobs.views import JobView
+from services.orders.listing import OrderPage, OrderRow
+from services.orders.metrics import Figures, MetricsView
+from services.orders.offers import OfferView
+from services.orders.placing import OrderView
+from services.orders.query.fields import FIELDS
+from services.payments.settlement import ReportView
 
 
 def order_body(order: OrderView) -> dict[str, Any]:

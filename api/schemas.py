@@ -14,8 +14,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from services.exports.columns import DEFAULT_COLUMNS
 from services.exports.filters import ExportFilters
-from services.lifecycle import ORDER_TRANSITIONS
-from services.money import MAX_AMOUNT
+from services.kernel.lifecycle import ORDER_TRANSITIONS
+from services.kernel.money import MAX_AMOUNT
 
 MAX_MONEY = MAX_AMOUNT
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"

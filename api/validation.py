@@ -8,7 +8,7 @@ import falcon
 from pydantic import BaseModel, ValidationError
 
 from api.media import parse_json_body
-from services.errors import ValidationFailed
+from services.kernel.errors import ValidationFailed
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

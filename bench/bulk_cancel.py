@@ -47,13 +47,14 @@ from bench.harness import Figure, Stack, Workload
 from config.settings import Settings
 from models import Database, Job, Offer, Order, Payment, SandboxLedgerEntry
 from models.migrate import upgrade
-from services.bulk_cancel import cancel_one
-from services.errors import DomainError
-from services.gateways import Gateways
-from services.keys import issue_key
-from services.offers import upsert_offer
-from services.payments import PaymentRequest, execute_payment, request_payment
-from services.principal import SYSTEM
+from services.access.keys import issue_key
+from services.changes.bulk_cancel import cancel_one
+from services.kernel.errors import DomainError
+from services.kernel.principal import SYSTEM
+from services.orders.offers import upsert_offer
+from services.payments.execution import execute_payment
+from services.payments.gateways import Gateways
+from services.payments.requests import PaymentRequest, request_payment
 from tests.support.databases import fresh_database
 from tests.support.processes import start_worker, stop_process
 from tests.support.seed import seed_orders

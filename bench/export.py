@@ -176,7 +176,7 @@ def child_export(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
     from models import Database
     from models.ids import new_id
     from services.exports import ExportPolicy, build_export
-    from services.jobs import set_progress
+    from services.jobs.progress import set_progress
 
     db = Database.connect(settings)
     policy = ExportPolicy.from_settings(settings.with_(export_dir=out.parent))

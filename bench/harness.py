@@ -33,8 +33,8 @@ from config.settings import PROJECT_ROOT, Settings
 from models import Database, Order, OrderItem
 from models.ids import new_id
 from models.migrate import upgrade
-from services.keys import issue_key
-from services.offers import upsert_offer
+from services.access.keys import issue_key
+from services.orders.offers import upsert_offer
 from tests.support.databases import fresh_database
 from tests.support.polling import wait_for
 from tests.support.processes import settings_env, start_worker, stop_process

@@ -50,10 +50,10 @@ from config.settings import Settings  # noqa: E402
 from models import Database  # noqa: E402
 from models.ids import _encode  # noqa: E402
 from models.migrate import upgrade  # noqa: E402
-from services.keys import issue_key  # noqa: E402
-from services.listing import ListOrders, list_orders  # noqa: E402
-from services.metrics import MetricsQuery, order_metrics  # noqa: E402
-from services.principal import Principal  # noqa: E402
+from services.access.keys import issue_key  # noqa: E402
+from services.kernel.principal import Principal  # noqa: E402
+from services.orders.listing import ListOrders, list_orders  # noqa: E402
+from services.orders.metrics import MetricsQuery, order_metrics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 VAR = ROOT / "bench" / "var"

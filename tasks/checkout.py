@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from services.checkout import open_checkout as open_checkout_service
+from services.payments.checkout import open_checkout as open_checkout_service
 from tasks.context import checkout_links, gateways
 from tasks.runner import run_job
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from services.checkout import CheckoutLinks
-from services.gateways import Gateways
+from services.payments.checkout import CheckoutLinks
+from services.payments.gateways import Gateways
 from workers import runtime
 
 _gateways: tuple[int, Gateways] | None = None

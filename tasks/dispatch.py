@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 
 from config.settings import Settings
-from services.jobs import JobRef
+from services.jobs.outbox import JobRef
 from workers.app import create_celery_app
 from workers.queues import ALL_QUEUES as QUEUES
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import structlog
 from celery import current_app, shared_task
 
-from services.housekeeping import ExportStore, purge_expired
-from services.jobs import note_resent, stale_queued_jobs
-from services.settlement import previous_day, settle_day
-from services.unpaid_orders import expire_unpaid_orders as expire_unpaid_orders_service
+from services.jobs.outbox import note_resent, stale_queued_jobs
+from services.maintenance.housekeeping import ExportStore, purge_expired
+from services.payments.expiry import expire_unpaid_orders as expire_unpaid_orders_service
+from services.payments.settlement import previous_day, settle_day
 from tasks.context import gateways
 from tasks.dispatch import TaskSender
 from workers import runtime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from services.bulk_cancel import cancel_in, fan_out
+from services.changes.bulk_cancel import cancel_in, fan_out
 from tasks.runner import run_job, run_job_atomically
 
 

@@ -7,11 +7,11 @@ from datetime import timedelta
 import structlog
 from celery import current_app, shared_task
 
-from services.checkout import close_checkouts
-from services.jobs import note_resent
-from services.payments import execute_payment, stale_pending_payments
-from services.pending_checkouts import reconcile_checkouts
-from services.webhooks import apply_waiting_event, stale_waiting_events
+from services.jobs.outbox import note_resent
+from services.payments.checkout import close_checkouts
+from services.payments.execution import execute_payment
+from services.payments.reconciliation import reconcile_checkouts, stale_pending_payments
+from services.payments.webhooks import apply_waiting_event, stale_waiting_events
 from tasks.context import gateways
 from tasks.dispatch import TaskSender
 from tasks.runner import run_job

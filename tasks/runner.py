@@ -23,17 +23,10 @@ from sqlalchemy.exc import OperationalError
 
 from config.metrics import TASK_DURATION, TASKS
 from models import Database
-from services.errors import DomainError, TransientError
-from services.jobs import (
-    AtomicWork,
-    JobOutcome,
-    JobRef,
-    claim_job,
-    finish_job,
-    note_resent,
-    run_atomically,
-    set_progress,
-)
+from services.jobs.machine import AtomicWork, claim_job, finish_job, run_atomically
+from services.jobs.outbox import JobOutcome, JobRef, note_resent
+from services.jobs.progress import set_progress
+from services.kernel.errors import DomainError, TransientError
 from tasks.dispatch import TaskSender
 from workers import runtime
 

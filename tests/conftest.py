@@ -16,8 +16,8 @@ from api.app import build_deps, create_app
 from api.deps import Deps
 from config.settings import DEFAULT_GATEWAYS, Settings
 from models.migrate import upgrade
-from services.keys import IssuedKey, issue_key
-from services.offers import upsert_offer
+from services.access.keys import IssuedKey, issue_key
+from services.orders.offers import upsert_offer
 from tests.support.databases import fresh_database
 from tests.support.live_server import LiveServer
 from tests.support.polling import wait_for

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from models import Database
-from services.keys import authenticate
+from services.access.keys import authenticate
 
 
 def bearer_secret(req: falcon.Request) -> str | None:

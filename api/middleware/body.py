@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from services.errors import PayloadTooLarge
+from services.kernel.errors import PayloadTooLarge
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

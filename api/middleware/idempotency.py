@@ -12,8 +12,8 @@ from typing import Any
 import falcon
 
 from models import Database
-from services import idempotency
-from services.idempotency import StoredResponse
+from services.access import idempotency
+from services.access.idempotency import StoredResponse
 
 REPLAYED_HEADERS = ("Location", "ETag", "Retry-After", "Preference-Applied", "Content-Location")
 NOT_STORED = frozenset({409, 429})

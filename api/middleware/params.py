@@ -15,7 +15,7 @@ from typing import Any
 
 import falcon
 
-from services.errors import ValidationFailed
+from services.kernel.errors import ValidationFailed
 
 _NUL = "\x00"
 

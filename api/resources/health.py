@@ -9,7 +9,7 @@ import falcon
 from api.deps import Deps
 from api.openapi import responses, spec
 from api.schemas import HealthOut
-from services.health import database_ready
+from services.maintenance.health import database_ready
 
 log = logging.getLogger(__name__)
 

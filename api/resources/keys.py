@@ -8,7 +8,7 @@ from api.deps import Deps
 from api.openapi import responses, spec
 from api.schemas import KeyIn, KeyOut
 from api.validation import parse_body
-from services.keys import issue_key, revoke_key
+from services.access.keys import issue_key, revoke_key
 
 
 class KeysResource:

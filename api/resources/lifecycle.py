@@ -22,10 +22,10 @@ from api.schemas import (
 )
 from api.timefmt import iso
 from api.validation import parse_body
-from services import lifecycle
-from services.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
-from services.items import ItemAction, act_on_items
-from services.transitions import change_status
+from services.changes.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
+from services.changes.items import ItemAction, act_on_items
+from services.changes.transitions import change_status
+from services.kernel import lifecycle
 
 
 class OrderStatusResource:

@@ -27,7 +27,7 @@ from api.middleware.auth import bearer_secret
 from api.openapi import spec
 from api.schemas import ErrorOut
 from config.metrics import render
-from services.errors import Forbidden, Unauthorized
+from services.kernel.errors import Forbidden, Unauthorized
 from tasks.dispatch import QUEUES
 
 log = logging.getLogger(__name__)

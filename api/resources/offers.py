@@ -11,8 +11,8 @@ from api.openapi import responses, spec
 from api.render import offer_body
 from api.schemas import OfferIn, OfferOut
 from api.validation import parse_body
-from services.errors import ValidationFailed
-from services.offers import get_offer, upsert_offer
+from services.kernel.errors import ValidationFailed
+from services.orders.offers import get_offer, upsert_offer
 
 _OFFER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 

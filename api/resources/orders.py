@@ -23,16 +23,10 @@ from api.schemas import (
 from api.timefmt import iso
 from api.validation import parse_body, parse_query
 from config.metrics import ORDERS_CREATED
-from services.errors import InvalidQuery
-from services.listing import ListOrders, list_orders
-from services.metrics import MetricsQuery, order_metrics
-from services.orders import (
-    ItemRequest,
-    PlacementPolicy,
-    PlaceOrder,
-    get_order,
-    place_order,
-)
+from services.kernel.errors import InvalidQuery
+from services.orders.listing import ListOrders, list_orders
+from services.orders.metrics import MetricsQuery, order_metrics
+from services.orders.placing import ItemRequest, PlacementPolicy, PlaceOrder, get_order, place_order
 
 
 class OrdersResource:

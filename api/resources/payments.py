@@ -11,9 +11,9 @@ from api.deps import Deps
 from api.openapi import responses, spec
 from api.schemas import AcceptedOut, CheckoutPendingOut, PaymentIn, PaymentResultOut, WebhookAckOut
 from api.validation import parse_body
-from services.checkout import checkout_url, complete_checkout
-from services.payments import PaymentRequest, request_payment
-from services.webhooks import receive_webhook
+from services.payments.checkout import checkout_url, complete_checkout
+from services.payments.requests import PaymentRequest, request_payment
+from services.payments.webhooks import receive_webhook
 
 CHECKOUT_RETRY_AFTER_SECONDS = 1
 

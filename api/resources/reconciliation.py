@@ -9,7 +9,7 @@ from api.openapi import responses, spec
 from api.render import reconciliation_report_body
 from api.schemas import ReconciliationQueryIn, ReconciliationReportsOut
 from api.validation import parse_query
-from services.settlement import list_reports
+from services.payments.settlement import list_reports
 
 
 class ReconciliationReportsResource:

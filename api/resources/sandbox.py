@@ -10,9 +10,9 @@ import html
 import falcon
 
 from api.deps import Deps
-from services.errors import ResourceNotFound
-from services.gateways.base import GatewayDeclined
-from services.gateways.sandbox import SandboxGateway
+from services.kernel.errors import ResourceNotFound
+from services.payments.gateways.base import GatewayDeclined
+from services.payments.gateways.sandbox.gateway import SandboxGateway
 
 
 def _gateway(deps: Deps, session_id: str, key: str) -> SandboxGateway:

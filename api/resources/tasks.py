@@ -8,7 +8,7 @@ from api.deps import Deps
 from api.openapi import responses, spec
 from api.render import task_body
 from api.schemas import TaskOut
-from services.jobs import get_job
+from services.jobs.views import get_job
 
 POLL_AFTER_SECONDS = 1
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models import Order
-from services.errors import ValidationFailed
+from services.kernel.errors import ValidationFailed
 
 TEXT, MONEY, INTEGER, DATETIME = "text", "money", "integer", "datetime"
 

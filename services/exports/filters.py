@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, true
 
 from models import Order
-from services.errors import InvalidQuery
 from services.exports.columns import EXPORT_COLUMNS
+from services.kernel.errors import InvalidQuery
 
 MAX_EXPRESSION_LENGTH = 4000
 
@@ -74,13 +74,13 @@ def compile_odata_filter(expression: str) -> ColumnElement[bool]:
             f"$filter is longer than {MAX_EXPRESSION_LENGTH} characters.",
             details=[{"field": "filters.$filter", "position": MAX_EXPRESSION_LENGTH}],
         )
-    if importlib.util.find_spec("services.query") is None:
+    if importlib.util.find_spec("services.orders.query") is None:
         raise InvalidQuery(
             "OData $filter expressions are not yet supported for exports in this version; "
             "use the filter object (status, startDate, endDate, customerId).",
             details=[{"field": "filters.$filter", "position": 0, "reason": "not yet supported"}],
         )
-    query = importlib.import_module("services.query")
+    query = importlib.import_module("services.orders.query")
     return query.compile_filter(expression)
 
 

@@ -26,13 +26,14 @@ from sqlalchemy import func, select
 from models import Database, Export, Order
 from models.ids import new_id
 from models.types import utcnow
-from services.errors import ExportExpired, ResourceNotFound, ValidationFailed
 from services.exports import signing
 from services.exports.columns import resolve_columns
 from services.exports.filters import ExportFilters, order_by_clauses, validate, where_clause
 from services.exports.writers import XLSX_MAX_ROWS, content_type_for, open_writer
-from services.jobs import JobRef, ProgressReporter, add_job, set_expiry
-from services.principal import Principal
+from services.jobs.outbox import JobRef, add_job
+from services.jobs.progress import ProgressReporter, set_expiry
+from services.kernel.errors import ExportExpired, ResourceNotFound, ValidationFailed
+from services.kernel.principal import Principal
 
 EXPORT_TASK = "exports.build_export"
 EXPORT_QUEUE = "exports"

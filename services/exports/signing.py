@@ -11,7 +11,7 @@ import hmac
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
-from services.errors import ExportExpired, Forbidden
+from services.kernel.errors import ExportExpired, Forbidden
 
 PURPOSE = "orders.export.download"
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from config.settings import PROJECT_ROOT
-from services.gateways.signing import sign
+from services.payments.gateways.signing import sign
 from tests.support.polling import wait_for
 from workers.embedded_redis import free_port
 

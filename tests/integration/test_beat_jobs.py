@@ -19,10 +19,10 @@ from sqlalchemy import select, update
 from api.app import create_app
 from models import Payment, SandboxLedgerEntry, StatusHistory
 from models.types import utcnow
-from services.gateways import Gateways
-from services.gateways.base import GatewayDeclined
-from services.principal import SYSTEM
-from services.settlement import list_reports, previous_day
+from services.kernel.principal import SYSTEM
+from services.payments.gateways import Gateways
+from services.payments.gateways.base import GatewayDeclined
+from services.payments.settlement import list_reports, previous_day
 from tests.integration.helpers import order_row, payments_of, place, wait_task
 from tests.support.polling import wait_for
 from tests.support.processes import start_beat, stop_process

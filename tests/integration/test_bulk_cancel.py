@@ -10,10 +10,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from models import Job, Offer, Order, Payment, SandboxLedgerEntry
-from services import bulk_cancel
-from services.errors import DomainError
-from services.jobs import JobRef, claim_job, finish_job, get_job
-from services.principal import SYSTEM
+from services.changes import bulk_cancel
+from services.jobs.machine import claim_job, finish_job
+from services.jobs.outbox import JobRef
+from services.jobs.views import get_job
+from services.kernel.errors import DomainError
+from services.kernel.principal import SYSTEM
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import error_code, no_writes, wait_task
 from tests.support.polling import wait_for

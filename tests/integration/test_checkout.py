@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import requests
 
-from services.gateways import webhook_secret
-from services.gateways.sandbox import SandboxGateway
-from services.orders import ItemRequest, PlacementPolicy, PlaceOrder, place_order
-from services.principal import SYSTEM
+from services.kernel.principal import SYSTEM
+from services.orders.placing import ItemRequest, PlacementPolicy, PlaceOrder, place_order
+from services.payments.gateways import webhook_secret
+from services.payments.gateways.sandbox.gateway import SandboxGateway
 from tests.conftest import unique_customer
 from tests.integration.helpers import (
     history_of,

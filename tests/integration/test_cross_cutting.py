@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from models import Order
-from services import idempotency
+from services.access import idempotency
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, error_code
 

@@ -18,8 +18,8 @@ from falcon import testing
 from models.ids import new_id
 from services.exports import ExportPolicy
 from services.exports.service import build_export
-from services.gateways import webhook_secret
-from services.gateways.signing import sign
+from services.payments.gateways import webhook_secret
+from services.payments.gateways.signing import sign
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import error_code, no_writes, order_row, payments_of, place, wait_task
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from models import Export, IdempotencyRecord, Job
 from models.types import utcnow
-from services import idempotency
-from services.housekeeping import purge_expired
+from services.access import idempotency
+from services.maintenance.housekeeping import purge_expired
 from tests.conftest import unique_customer
 from tests.integration.helpers import brief_order, wait_task
 from tests.support.polling import wait_for

@@ -10,9 +10,12 @@ from falcon import testing
 from sqlalchemy import select
 
 from models import Job, Order, Payment, SandboxLedgerEntry, StatusHistory
-from services import lifecycle, payments
-from services.jobs import JobRef
-from services.principal import SYSTEM
+from services.jobs.outbox import JobRef
+from services.kernel import lifecycle
+from services.kernel.principal import SYSTEM
+from services.ledger.book import PAYMENT_TASK, PAYMENTS_QUEUE
+from services.payments.execution import _call_gateway, _finish_success, _start
+from services.payments.requests import PaymentRequest, request_payment
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, error_code
 from tests.support.polling import wait_for
@@ -436,14 +439,14 @@ def test_a_charge_that_lands_after_cancellation_is_refunded(client, admin_header
     """The interleaving: the payment task reached the gateway, the order was cancelled (nothing
     captured yet, so no refund), then the charge's success arrived: it is refunded, once."""
     order_id, *_ = two_item_order(client, admin_headers, make_offer)
-    queued = payments.request_payment(
-        deps.db, SYSTEM, payments.PaymentRequest(order_id, "process", "credit_card", "tok_visa", Decimal("30.00"))
+    queued = request_payment(
+        deps.db, SYSTEM, PaymentRequest(order_id, "process", "credit_card", "tok_visa", Decimal("30.00"))
     )
-    attempt = payments._start(deps.db, queued.transaction_id)
-    gateway_txn = payments._call_gateway(deps.gateways, attempt)
+    attempt = _start(deps.db, queued.transaction_id)
+    gateway_txn = _call_gateway(deps.gateways, attempt)
     assert patch_status(client, admin_headers, order_id, "cancelled").status_code == 200
-    payments._finish_success(deps.db, attempt, gateway_txn, None)
-    payments._finish_success(deps.db, attempt, gateway_txn, None)  # a repeated confirmation adds nothing
+    _finish_success(deps.db, attempt, gateway_txn, None)
+    _finish_success(deps.db, attempt, gateway_txn, None)  # a repeated confirmation adds nothing
 
     with deps.db.reader() as session:
         refund_jobs = session.scalars(
@@ -452,7 +455,7 @@ def test_a_charge_that_lands_after_cancellation_is_refunded(client, admin_header
             .where(Payment.order_id == order_id, Payment.action == "refund")
         ).all()
     assert len(refund_jobs) == 1
-    deps.sender.send(JobRef(refund_jobs[0], payments.PAYMENT_TASK, payments.PAYMENTS_QUEUE))  # (else the relay)
+    deps.sender.send(JobRef(refund_jobs[0], PAYMENT_TASK, PAYMENTS_QUEUE))  # (else the relay)
     wait_for(lambda: ledger_refunds(deps.db, order_id), timeout=30, what="the refund")
     assert ledger_refunds(deps.db, order_id) == [Decimal("30.00")]
     order = client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers).json

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from config.settings import PROJECT_ROOT
-from services.keys import authenticate
-from services.offers import get_offer
+from services.access.keys import authenticate
+from services.orders.offers import get_offer
 from tests.support.processes import settings_env
 
 

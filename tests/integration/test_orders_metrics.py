@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.lifecycle import ORDER_TRANSITIONS, PAYMENT_CAPTURED_STATUSES
+from services.kernel.lifecycle import ORDER_TRANSITIONS, PAYMENT_CAPTURED_STATUSES
 from tests.conftest import auth
 from tests.integration.orders_data import Row, insert_rows, prefix
 

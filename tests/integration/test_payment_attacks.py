@@ -20,11 +20,12 @@ from sqlalchemy import select
 
 from models import Order, Payment, SandboxLedgerEntry, StatusHistory, WebhookEvent
 from models.ids import new_id
-from services.gateways import Gateways, webhook_secret
-from services.gateways.signing import sign
-from services.payments import PaymentRequest, execute_payment, request_payment
-from services.principal import SYSTEM
-from services.transitions import change_status
+from services.changes.transitions import change_status
+from services.kernel.principal import SYSTEM
+from services.payments.execution import execute_payment
+from services.payments.gateways import Gateways, webhook_secret
+from services.payments.gateways.signing import sign
+from services.payments.requests import PaymentRequest, request_payment
 from tests.integration.helpers import (
     brief_payment,
     error_code,

@@ -14,8 +14,8 @@ from sqlalchemy import delete, update
 
 from models import Payment, SandboxLedgerEntry
 from models.ids import new_id
-from services.principal import SYSTEM
-from services.settlement import compare, list_reports
+from services.kernel.principal import SYSTEM
+from services.payments.settlement import compare, list_reports
 from tests.conftest import auth
 from tests.integration.helpers import brief_payment, error_code, payments_of, place
 from tests.support.polling import wait_for

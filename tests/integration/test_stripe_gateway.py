@@ -10,15 +10,15 @@ from decimal import Decimal
 import pytest
 import stripe
 
-from services.gateways.base import (
+from services.payments.gateways.base import (
     CHECKOUT_COMPLETED,
     GatewayDeclined,
     GatewayTimeout,
     GatewayUnavailable,
     SettlementUnsupported,
 )
-from services.gateways.signing import sign
-from services.gateways.stripe_gateway import StripeGateway
+from services.payments.gateways.signing import sign
+from services.payments.gateways.stripe_gateway import StripeGateway
 from tests.conftest import STRIPE_WEBHOOK_SECRET
 from tests.integration.helpers import brief_payment, order_row, place, wait_task
 from tests.support.polling import wait_for
@@ -138,7 +138,7 @@ def test_webhook_signatures_are_checked_by_the_sdk(gateway, stripe_standin):
     )
     # Our signer and Stripe's verifier agree on the scheme (the sandbox signs the same way).
     stripe.WebhookSignature.verify_header(body.decode(), sign(body, "whsec_x"), "whsec_x", 300)
-    from services.gateways.base import WebhookSignatureError
+    from services.payments.gateways.base import WebhookSignatureError
 
     for header in (sign(body, "whsec_forged"), None, sign(body, STRIPE_WEBHOOK_SECRET, int(time.time()) - 400)):
         with pytest.raises(WebhookSignatureError):

@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from models import Offer, Order, OrderItem, StatusHistory, WebhookEvent
 from models.ids import new_id
 from models.types import utcnow
-from services.checkout import CheckoutLinks, open_checkout
-from services.gateways import Gateways, webhook_secret
-from services.gateways.signing import sign
+from services.payments.checkout import CheckoutLinks, open_checkout
+from services.payments.gateways import Gateways, webhook_secret
+from services.payments.gateways.signing import sign
 from tests.conftest import unique_customer
 from tests.integration.helpers import error_code, history_of, order_row, payments_of, place
 from tests.support.polling import wait_for

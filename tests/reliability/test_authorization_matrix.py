@@ -30,9 +30,10 @@ from falcon import testing
 from sqlalchemy import select
 
 from models import OrderItem
-from services.keys import IssuedKey, issue_key
-from services.payments import PaymentRequest, execute_payment, request_payment
-from services.principal import SYSTEM
+from services.access.keys import IssuedKey, issue_key
+from services.kernel.principal import SYSTEM
+from services.payments.execution import execute_payment
+from services.payments.requests import PaymentRequest, request_payment
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, brief_payment, no_writes, order_row
 
@@ -242,7 +243,7 @@ def world(app, deps, admin, make_offer_module) -> World:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def make_offer_module(deps, settings):  # noqa: ANN001, ANN201
-    from services.offers import upsert_offer
+    from services.orders.offers import upsert_offer
 
     def make() -> str:
         offer_id = f"offer_matrix_{unique_customer()[5:]}"

@@ -9,7 +9,7 @@ import requests
 from sqlalchemy import func, select
 
 from models import OrderItem
-from services.offers import get_offer
+from services.orders.offers import get_offer
 from tests.conftest import auth
 from tests.reliability.conftest import wait_ready
 from tests.reliability.load import order_body

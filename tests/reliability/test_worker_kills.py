@@ -41,9 +41,9 @@ from sqlalchemy import or_, select
 
 from api.app import build_deps, create_app
 from models import Job, Offer, Order, OrderItem, Payment, SandboxLedgerEntry
-from services import lifecycle
-from services.keys import issue_key
-from services.offers import upsert_offer
+from services.access.keys import issue_key
+from services.kernel import lifecycle
+from services.orders.offers import upsert_offer
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, brief_payment
 from tests.support.polling import wait_for

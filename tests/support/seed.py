@@ -16,7 +16,7 @@ from sqlalchemy import insert, update
 from models import Database, Offer, Order, OrderItem, StatusHistory
 from models.ids import new_id
 from models.types import utcnow
-from services import lifecycle
+from services.kernel import lifecycle
 
 ITEM_STATUS_FOR = {
     lifecycle.PENDING_PAYMENT: lifecycle.ITEM_PENDING,

@@ -14,12 +14,12 @@ import openpyxl
 import pytest
 
 from api.resources.exports import byte_range
-from services.errors import ExportExpired, Forbidden, InvalidQuery, ValidationFailed
 from services.exports import signing
 from services.exports.columns import EXPORT_COLUMNS, resolve_columns
 from services.exports.filters import ExportFilters, compile_odata_filter, order_by_clauses
 from services.exports.writers import CsvExportWriter, XlsxExportWriter, neutralize
-from services.jobs import ProgressReporter
+from services.jobs.progress import ProgressReporter
+from services.kernel.errors import ExportExpired, Forbidden, InvalidQuery, ValidationFailed
 
 INJECTIONS = ["=1+2", "+SUM(A1:A2)", "-2+3", "@cmd", "\tTAB", "\rCR", '=HYPERLINK("http://x","y")']
 SAFE = ["plain", "", 'a,"b"\nc', "Zahlung über ✓ 日本語 😀", "mid=dle", " =leading space"]
@@ -218,7 +218,7 @@ def test_orderby_compiles_api_names_and_breaks_ties_by_id():
 def test_odata_filter_goes_through_the_adapter():
     import importlib.util
 
-    if importlib.util.find_spec("services.query") is None:
+    if importlib.util.find_spec("services.orders.query") is None:
         with pytest.raises(InvalidQuery) as caught:
             compile_odata_filter("status eq 'completed'")
         assert "not yet supported" in caught.value.message
@@ -237,8 +237,8 @@ def test_filters_round_trip_through_job_args():
 def test_non_ascii_or_odd_link_parts_are_403_not_500(expires, signature):
     from datetime import UTC, datetime
 
-    from services.errors import Forbidden
     from services.exports import signing
+    from services.kernel.errors import Forbidden
 
     with pytest.raises(Forbidden):
         signing.verify("secret", "exp_x", expires, signature, datetime.now(UTC))

@@ -10,8 +10,8 @@ from api.media import dumps, loads, parse_json_body
 from api.validation import field_path
 from config.settings import Settings
 from models.ids import new_id
-from services.errors import ValidationFailed
-from services.money import to_money
+from services.kernel.errors import ValidationFailed
+from services.kernel.money import to_money
 
 
 def test_ids_are_prefixed_unique_and_time_sortable():

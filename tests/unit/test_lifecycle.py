@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services import lifecycle
-from services.transitions import parse_if_match
+from services.changes.transitions import parse_if_match
+from services.kernel import lifecycle
 
 
 def test_the_table_is_the_contracts_lifecycle():

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 
 from api.async_answer import MAX_WAIT_SECONDS, preferred_wait
-from services.gateways.base import CHECKOUT_COMPLETED, OTHER, PAYMENT_FAILED, WebhookSignatureError
-from services.gateways.events import normalize, to_minor
-from services.gateways.signing import sign, verify
+from services.payments.gateways.base import CHECKOUT_COMPLETED, OTHER, PAYMENT_FAILED, WebhookSignatureError
+from services.payments.gateways.events import normalize, to_minor
+from services.payments.gateways.signing import sign, verify
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models import Order
-from services.errors import InvalidQuery
-from services.metrics import local_midnight, offset_segments
-from services.query import compile_filter, compile_orderby, paging
+from services.kernel.errors import InvalidQuery
+from services.orders.metrics import local_midnight, offset_segments
+from services.orders.query import compile_filter, compile_orderby, paging
 
 
 def _sql(expression: str, dialect=sqlite) -> str:  # noqa: ANN001

@@ -1,0 +1,86 @@
+"""API keys: issue (secret shown once), authenticate by digest, revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models import ApiKey, Database
+from models.ids import new_id
+from models.types import utcnow
+from services.kernel.errors import ResourceNotFound, Unauthorized, ValidationFailed
+from services.kernel.principal import ROLES, Principal
+
+SECRET_PREFIX = "sk_"
+
+
+def digest(secret: str) -> str:
+    """SHA-256 hex of the secret: keys are 32 random bytes, so a fast hash is sufficient."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    id: str
+    key: str
+    role: str
+    customer_id: str | None
+
+
+def _check_role(role: str, customer_id: str | None) -> None:
+    if role not in ROLES:
+        raise ValidationFailed(details=[{"field": "role", "message": f"must be one of {', '.join(ROLES)}"}])
+    if role == "customer" and not customer_id:
+        raise ValidationFailed(details=[{"field": "customerId", "message": "required for the customer role"}])
+    if role != "customer" and customer_id:
+        raise ValidationFailed(
+            details=[{"field": "customerId", "message": "only customer keys are bound to a customer"}]
+        )
+
+
+def _insert(session: Session, role: str, customer_id: str | None, secret: str) -> IssuedKey:
+    key = ApiKey(id=new_id("key"), secret_hash=digest(secret), role=role, customer_id=customer_id)
+    session.add(key)
+    return IssuedKey(id=key.id, key=secret, role=role, customer_id=customer_id)
+
+
+def issue_key(db: Database, role: str, customer_id: str | None = None) -> IssuedKey:
+    """Create a key with a fresh random secret."""
+    _check_role(role, customer_id)
+    with db.transaction() as session:
+        return _insert(session, role, customer_id, SECRET_PREFIX + secrets.token_urlsafe(32))
+
+
+def ensure_key(db: Database, secret: str, role: str = "admin") -> bool:
+    """Make ``secret`` a valid key of ``role`` (used for ``ADMIN_API_KEY``); True if created."""
+    with db.transaction() as session:
+        existing = session.scalar(select(ApiKey).where(ApiKey.secret_hash == digest(secret)))
+        if existing is not None:
+            existing.revoked_at = None
+            return False
+        _insert(session, role, None, secret)
+        return True
+
+
+def authenticate(db: Database, secret: str | None) -> Principal:
+    """The principal for a bearer secret, or :class:`Unauthorized`."""
+    if not secret:
+        raise Unauthorized()
+    with db.reader() as session:
+        key = session.scalar(select(ApiKey).where(ApiKey.secret_hash == digest(secret), ApiKey.revoked_at.is_(None)))
+    if key is None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    return Principal(key_id=key.id, role=key.role, customer_id=key.customer_id)
+
+
+def revoke_key(db: Database, key_id: str) -> None:
+    with db.transaction() as session:
+        result = session.execute(
+            update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+        )
+        if result.rowcount == 0:
+            raise ResourceNotFound("API key does not exist or is already revoked.")

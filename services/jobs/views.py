@@ -1,0 +1,54 @@
+"""What clients poll: a job as ``GET /api/tasks/{id}`` shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from models import Database, Job
+from services.jobs.states import FINISHED
+from services.kernel.errors import TaskNotFound
+from services.kernel.principal import Principal
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    type: str
+    state: str
+    progress_current: int
+    progress_total: int
+    result: Any
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+def _view(job: Job) -> JobView:
+    return JobView(
+        id=job.id,
+        type=job.type,
+        state=job.state,
+        progress_current=job.progress_current,
+        progress_total=job.progress_total,
+        result=job.result,
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def get_job(db: Database, principal: Principal, job_id: str) -> JobView:
+    """A job the caller may see; another customer's job is indistinguishable from none."""
+    with db.reader() as session:
+        job = session.get(Job, job_id)
+        if job is None or not principal.can_see_customer(job.owner_customer_id):
+            raise TaskNotFound(details=[{"taskId": job_id}])
+        return _view(job)

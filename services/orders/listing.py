@@ -1,0 +1,175 @@
+"""Listing orders: the OData query of ``GET /api/orders`` run as one read.
+
+The caller hands over the raw query options (strings, exactly as received); this use case
+validates them (every problem is :class:`InvalidQuery` with its parameter and position), scopes
+customers to their own orders, and answers one page plus the total count and an opaque keyset
+token for the next page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import false, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from models import Database, Order, OrderItem
+from services.kernel.errors import InvalidQuery
+from services.kernel.principal import Principal
+from services.orders.placing import ItemView
+from services.orders.query import paging
+from services.orders.query.fields import FIELDS
+from services.orders.query.filter import compile_filter
+from services.orders.query.orderby import OrderBy, compile_orderby
+
+DEFAULT_TOP = 50
+MAX_TOP = 1000
+MAX_SKIP = 100_000
+EXPANDABLE = ("items",)
+_DIGITS = re.compile(r"^[0-9]{1,9}$", re.ASCII)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ListOrders:
+    """The raw query options (``None`` when absent)."""
+
+    filter: str | None = None
+    orderby: str | None = None
+    top: str | None = None
+    skip: str | None = None
+    count: str | None = None
+    select: str | None = None
+    expand: str | None = None
+    skiptoken: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    id: str
+    customer_id: str
+    status: str
+    payment_status: str
+    payment_method: str
+    payment_gateway_id: str
+    total_amount: Decimal
+    currency: str
+    item_count: int
+    created_at: datetime
+    updated_at: datetime
+    items: list[ItemView] | None = None
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    rows: list[OrderRow]
+    count: int | None
+    next_token: str | None
+    fields: tuple[str, ...]  # the API fields to render, in contract order
+    expand_items: bool
+
+
+def _integer(parameter: str, raw: str | None, default: int, maximum: int) -> int:
+    if raw is None:
+        return default
+    if not _DIGITS.match(raw):
+        raise InvalidQuery.at(parameter, 0, "expected a non-negative whole number")
+    value = int(raw)
+    if value > maximum:
+        raise InvalidQuery.at(parameter, 0, f"at most {maximum}")
+    return value
+
+
+def _names(parameter: str, raw: str | None, allowed: tuple[str, ...] | dict[str, Any]) -> list[str]:
+    """A comma-separated list of names, each checked against ``allowed``."""
+    if raw is None:
+        return []
+    names: list[str] = []
+    position = 0
+    for part in raw.split(","):
+        name = part.strip()
+        offset = position + len(part) - len(part.lstrip())
+        if not _NAME.fullmatch(name):
+            raise InvalidQuery.at(parameter, offset, "expected a comma-separated list of names")
+        if name not in allowed:
+            raise InvalidQuery.at(parameter, offset, f"unknown name {name!r}; allowed: {', '.join(allowed)}")
+        if name not in names:
+            names.append(name)
+        position += len(part) + 1
+    return names
+
+
+def _count_wanted(raw: str | None) -> bool:
+    if raw is None:
+        return True
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise InvalidQuery.at("$count", 0, "expected true or false")
+
+
+def scope(principal: Principal) -> list[ColumnElement[bool]]:
+    """The rows a caller may see: staff everything, a customer only its own orders."""
+    if principal.is_staff:
+        return []
+    if principal.customer_id is None:
+        return [false()]
+    return [Order.customer_id == principal.customer_id]
+
+
+def _digest(filter_text: str | None, orderby: OrderBy) -> str:
+    return paging.query_digest(filter_text or "", str(orderby))
+
+
+_COLUMNS = [spec.column for spec in FIELDS.values()]
+
+
+def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
+    """One page of the orders ``principal`` may see, filtered and ordered as asked."""
+    conditions = scope(principal)
+    if query.filter is not None:
+        conditions.append(compile_filter(query.filter))
+    orderby = compile_orderby(query.orderby)
+    top = _integer("$top", query.top, DEFAULT_TOP, MAX_TOP)
+    skip = _integer("$skip", query.skip, 0, MAX_SKIP)
+    want_count = _count_wanted(query.count)
+    selected = _names("$select", query.select, FIELDS)
+    fields = tuple(name for name in FIELDS if name in selected) if selected else tuple(FIELDS)
+    expand_items = bool(_names("$expand", query.expand, EXPANDABLE))
+    digest = _digest(query.filter, orderby)
+
+    page_conditions = list(conditions)
+    if query.skiptoken is not None:
+        page_conditions.append(paging.after(orderby, paging.decode_token(secret_key, orderby, query.skiptoken, digest)))
+
+    with db.reader() as session:
+        statement = select(*_COLUMNS).where(*page_conditions).order_by(*orderby.clauses).limit(top + 1).offset(skip)
+        fetched = session.execute(statement).all() if top > 0 else []
+        count = None
+        if want_count:
+            count = session.scalar(select(func.count()).select_from(Order).where(*conditions))
+        rows = [OrderRow(*row) for row in fetched[:top]]
+        if expand_items and rows:
+            items: dict[str, list[ItemView]] = {row.id: [] for row in rows}
+            found = session.execute(
+                select(OrderItem)
+                .where(OrderItem.order_id.in_(list(items)))
+                .order_by(OrderItem.order_id, OrderItem.position)
+            ).scalars()
+            for item in found:
+                items[item.order_id].append(ItemView(item.id, item.offer_id, item.quantity, item.price, item.status))
+            rows = [_with_items(row, items[row.id]) for row in rows]
+
+    next_token = None
+    if len(fetched) > top and rows:
+        last = rows[-1]
+        values = [getattr(last, key.field.attribute) for key in orderby.keys]
+        next_token = paging.encode_token(secret_key, orderby, values, digest)
+    return OrderPage(rows=rows, count=count, next_token=next_token, fields=fields, expand_items=expand_items)
+
+
+def _with_items(row: OrderRow, items: list[ItemView]) -> OrderRow:
+    return OrderRow(**{**row.__dict__, "items": items})

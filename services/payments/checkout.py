@@ -1,0 +1,193 @@
+"""Hosted checkout: the step queued with every new order, the redirect, and the customer's return.
+
+The checkout task opens a session at the order's gateway (idempotency key derived from the order,
+so a retried task reuses the session) and stores its URL on the order; ``paymentUrl`` redirects
+there. Paying leads to the order becoming ``processing`` through the gateway's signed webhook and,
+independently, through the customer's return to ``success_url`` (which asks the gateway): both
+take the order lock and apply the same idempotent confirmation, so whichever comes second finds
+the work done.
+
+Once the order stops awaiting payment (paid directly, authorized, paid by hand, cancelled) its
+open sessions are expired at the gateway by :func:`close_checkouts`, so no second payment can be
+taken through them; one the customer paid just before it closed is confirmed, which refunds it at
+once when the order was already paid or cancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models import Database, Order, Payment
+from models.types import utcnow
+from services.jobs.outbox import JobOutcome, JobRef
+from services.kernel import lifecycle
+from services.kernel.errors import OrderNotFound, PaymentDeclined, ServiceUnavailable, TransientError, ValidationFailed
+from services.ledger.book import FAILED, PENDING, open_checkout_sessions
+from services.payments.confirmation import confirm_payment
+from services.payments.gateways import Gateways
+from services.payments.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.payments.webhooks import apply_waiting_for, checkout_payment, recorded_checkout
+
+
+@dataclass(frozen=True)
+class CheckoutLinks:
+    """Where the gateway sends the customer back (the service's public URLs)."""
+
+    base_url: str
+
+    def success(self, order_id: str) -> str:
+        return f"{self.base_url}/api/orders/{order_id}/checkout/complete?session_id={{CHECKOUT_SESSION_ID}}"
+
+    def cancel(self, order_id: str) -> str:
+        return f"{self.base_url}/api/orders/{order_id}/checkout/cancelled"
+
+
+@dataclass(frozen=True)
+class CheckoutStatus:
+    order_id: str
+    status: str
+    payment_status: str
+    jobs: list[JobRef] = field(default_factory=list)  # refunds or closings, sent after commit
+
+
+def open_checkout(
+    db: Database, gateways: Gateways, links: CheckoutLinks, args: dict[str, Any]
+) -> dict[str, Any] | JobOutcome:
+    """Open the order's hosted checkout session once and store its URL on the order."""
+    order_id = args["orderId"]
+    with db.reader() as session:
+        order = session.get(Order, order_id)
+        if order is None:
+            raise OrderNotFound(details=[{"orderId": order_id}])
+        if order.checkout_url or order.status != lifecycle.PENDING_PAYMENT:
+            return {"orderId": order.id, "status": order.status, "checkoutUrl": order.checkout_url}
+        amount, currency, gateway_id = order.total_amount, order.currency, order.payment_gateway_id
+        expires = order.hold_expires_at
+    gateway = gateways.get(gateway_id)
+    try:
+        opened = gateway.create_checkout_session(
+            amount=amount,
+            currency=currency,
+            order_id=order_id,
+            success_url=links.success(order_id),
+            cancel_url=links.cancel(order_id),
+            expires_at=expires,
+            idempotency_key=f"checkout:{order_id}",
+        )
+    except (GatewayUnavailable, GatewayTimeout) as exc:
+        raise TransientError(f"checkout session not opened: {exc}") from exc
+    except GatewayDeclined as exc:
+        raise PaymentDeclined(
+            "The gateway refused to open a checkout session.", details=[{"reason": exc.reason}]
+        ) from None
+    with db.transaction() as session:
+        order = session.get(Order, order_id, with_for_update=True)
+        assert order is not None
+        if order.checkout_url is None:
+            order.checkout_url = opened.url
+        checkout_payment(session, order, gateway_id, opened.id, amount)
+        jobs = apply_waiting_for(session, order_id=order_id, checkout_session_id=opened.id)
+        return JobOutcome({"orderId": order.id, "status": order.status, "checkoutUrl": order.checkout_url}, send=jobs)
+
+
+def checkout_url(db: Database, order_id: str) -> str | None:
+    """The gateway page of the order's checkout, once the checkout task has opened it."""
+    with db.reader() as session:
+        order = session.get(Order, order_id)
+        if order is None:
+            raise OrderNotFound(details=[{"orderId": order_id}])
+        return order.checkout_url
+
+
+def complete_checkout(db: Database, gateways: Gateways, order_id: str, session_id: str) -> CheckoutStatus:
+    """The customer came back from the gateway: ask it, and confirm the order if it was paid."""
+    with db.reader() as session:
+        order = session.get(Order, order_id)
+        if order is None:
+            raise OrderNotFound(details=[{"orderId": order_id}])
+        gateway_id = order.payment_gateway_id
+    try:
+        state = gateways.get(gateway_id).retrieve_checkout_session(session_id)
+    except GatewayDeclined:
+        raise ValidationFailed("Unknown checkout session.", details=[{"field": "session_id"}]) from None
+    except (GatewayUnavailable, GatewayTimeout):
+        raise ServiceUnavailable("The payment gateway did not answer; the order updates when it does.") from None
+    if state.order_id != order_id:
+        raise ValidationFailed("The checkout session belongs to another order.", details=[{"field": "session_id"}])
+    with db.transaction() as session:
+        order = session.get(Order, order_id, with_for_update=True)
+        assert order is not None
+        jobs: list[JobRef] = []
+        if state.paid:
+            payment = recorded_checkout(session, gateway_id, session_id)
+            if payment is None and state.amount == order.total_amount and state.currency in (None, order.currency):
+                payment = checkout_payment(session, order, gateway_id, session_id, state.amount)
+            if payment is None or payment.amount != state.amount:
+                raise ValidationFailed(
+                    "The checkout session does not match the order's amount.", details=[{"field": "session_id"}]
+                )
+            jobs = confirm_payment(
+                session,
+                order,
+                payment,
+                transaction_id=state.transaction_id,
+                actor=f"gateway:{gateway_id}",
+                reason="payment confirmed on return from checkout",
+            )
+        return CheckoutStatus(order.id, order.status, order.payment_status, jobs)
+
+
+def close_checkouts(db: Database, gateways: Gateways, args: dict[str, Any]) -> JobOutcome:
+    """Expire the order's open checkout sessions at the gateway, one transaction per session."""
+    order_id = args["orderId"]
+    with db.reader() as session:
+        sessions = [(p.id, p.gateway_id, p.checkout_session_id) for p in open_checkout_sessions(session, order_id)]
+    closed, paid, jobs = 0, 0, []
+    for payment_id, gateway_id, session_id in sessions:
+        try:
+            state = gateways.get(gateway_id).expire_checkout(session_id)
+        except GatewayDeclined:
+            state = None  # the gateway does not know it: nothing there can take money
+        except (GatewayUnavailable, GatewayTimeout) as exc:
+            raise TransientError(f"checkout session {session_id} not closed: {exc}") from exc
+        with db.transaction() as session:
+            found = _settle_closed(session, order_id, payment_id, gateway_id, state)
+        if found is None:
+            continue
+        paid += found.paid
+        closed += not found.paid
+        jobs += found.jobs
+    return JobOutcome({"orderId": order_id, "closed": closed, "paid": paid}, send=jobs)
+
+
+@dataclass(frozen=True)
+class _Closed:
+    paid: bool
+    jobs: list[JobRef]
+
+
+def _settle_closed(
+    session: Session, order_id: str, payment_id: str, gateway_id: str, state: CheckoutState | None
+) -> _Closed | None:
+    # The payment row before the order row: the order webhooks and payment tasks lock them in.
+    payment = session.get(Payment, payment_id, with_for_update=True)
+    order = session.get(Order, order_id, with_for_update=True)
+    if payment is None or order is None or payment.state != PENDING:
+        return None  # settled meanwhile by its webhook or the customer's return
+    if state is not None and state.paid:
+        jobs = confirm_payment(
+            session,
+            order,
+            payment,
+            transaction_id=state.transaction_id,
+            actor=f"gateway:{gateway_id}",
+            reason="payment found when its checkout was closed",
+        )
+        return _Closed(True, jobs)
+    payment.state = FAILED
+    payment.error = {"code": "CHECKOUT_CLOSED", "message": f"Closed: the order is {order.status}."}
+    payment.updated_at = utcnow()
+    return _Closed(False, [])
