@@ -36,7 +36,7 @@ from api.resources.tasks import TaskResource
 from config.logging import configure_logging
 from config.settings import Settings
 from models import Database
-from services.payments.gateways import Gateways
+from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 
 

@@ -8,7 +8,7 @@ import redis
 
 from config.settings import Settings
 from models import Database
-from services.payments.gateways import Gateways
+from services.payments.gateways.registry import Gateways
 from tasks.dispatch import TaskSender
 
 

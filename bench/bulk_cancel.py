@@ -53,7 +53,7 @@ from services.kernel.errors import DomainError
 from services.kernel.principal import SYSTEM
 from services.orders.offers import upsert_offer
 from services.payments.execution import execute_payment
-from services.payments.gateways import Gateways
+from services.payments.gateways.registry import Gateways
 from services.payments.requests import PaymentRequest, request_payment
 from tests.support.databases import fresh_database
 from tests.support.processes import start_worker, stop_process

@@ -187,7 +187,8 @@ def child_export(settings: Settings, fmt: str, out: Path) -> dict[str, Any]:
         writes[0] += 1
         set_progress(db, job_id, current, total)
 
-    args = {"exportId": new_id("exp"), "format": fmt, "columns": COLUMNS, "filters": {}}
+    export_id = new_id("exp")
+    args = {"exportId": export_id, "format": fmt, "columns": COLUMNS, "filters": {}, "fileUrl": f"/exports/{export_id}"}
     baseline = maxrss_mb()
     begun = time.perf_counter()
     result = build_export(db, args, policy, job_id=job_id, report_progress=progress)

@@ -26,9 +26,9 @@ from celery import Celery
 from sqlalchemy import Engine, create_engine, insert, select
 
 from models import Order, OrderItem
+from services.jobs.kinds import CHECKOUT
 
-CHECKOUT_TASK = "orders.open_checkout"
-CHECKOUT_QUEUE = "payments"
+CHECKOUT_TASK, CHECKOUT_QUEUE = CHECKOUT.task_name, CHECKOUT.queue  # the same message the service sends
 
 _orders = Order.__table__
 _items = OrderItem.__table__

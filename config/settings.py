@@ -66,7 +66,6 @@ class Settings:
     currency: str = "USD"
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     max_body_bytes: int = 1024 * 1024
-    max_items_per_order: int = 100
     payment_window_seconds: int = 30 * 60
     idempotency_ttl_seconds: int = 24 * 3600
     admin_api_key: str | None = None

@@ -1,23 +1,40 @@
-"""Per-process service objects the tasks share (built lazily, again after a fork)."""
+"""The one per-process worker context: what every task of this process uses, beside the API's
+``Deps``.
+
+Built on first use in each process and again after a fork (keyed by the process id), so a prefork
+child never reuses its parent's pooled database connections; nothing connects at import time.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
-from services.payments.checkout import CheckoutLinks
-from services.payments.gateways import Gateways
+from celery import current_app
+
+from config.settings import Settings
+from models import Database
+from services.payments.gateways.registry import Gateways
+from tasks.dispatch import TaskSender
 from workers import runtime
 
-_gateways: tuple[int, Gateways] | None = None
+
+@dataclass(frozen=True)
+class WorkerContext:
+    settings: Settings
+    db: Database
+    gateways: Gateways
+    sender: TaskSender
 
 
-def gateways() -> Gateways:
-    """This process's configured gateways, on this process's database handle."""
-    global _gateways
-    if _gateways is None or _gateways[0] != os.getpid():
-        _gateways = (os.getpid(), Gateways(runtime.settings(), runtime.database()))
-    return _gateways[1]
+_context: tuple[int, WorkerContext] | None = None
 
 
-def checkout_links() -> CheckoutLinks:
-    return CheckoutLinks(runtime.settings().public_base_url)
+def worker_context() -> WorkerContext:
+    """This process's context (settings from the Celery app that runs it, or the environment)."""
+    global _context
+    if _context is None or _context[0] != os.getpid():
+        settings = runtime.settings()
+        db = Database.connect(settings)
+        _context = (os.getpid(), WorkerContext(settings, db, Gateways(settings, db), TaskSender(current_app)))
+    return _context[1]

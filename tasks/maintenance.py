@@ -6,15 +6,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import structlog
-from celery import current_app, shared_task
+from celery import shared_task
 
 from services.jobs.outbox import note_resent, stale_queued_jobs
 from services.maintenance.housekeeping import ExportStore, purge_expired
 from services.payments.expiry import expire_unpaid_orders as expire_unpaid_orders_service
 from services.payments.settlement import previous_day, settle_day
-from tasks.context import gateways
-from tasks.dispatch import TaskSender
-from workers import runtime
+from tasks.context import worker_context
 
 log = structlog.get_logger(__name__)
 
@@ -22,11 +20,10 @@ log = structlog.get_logger(__name__)
 @shared_task(name="maintenance.relay_queued_jobs")
 def relay_queued_jobs() -> int:
     """Send again every job still ``queued`` after the grace period (tasks are idempotent)."""
-    settings = runtime.settings()
-    db = runtime.database()
-    refs = stale_queued_jobs(db, timedelta(seconds=settings.relay_grace_seconds))
-    sent = TaskSender(current_app).send_all(refs)
-    note_resent(db, sent)
+    worker = worker_context()
+    refs = stale_queued_jobs(worker.db, timedelta(seconds=worker.settings.relay_grace_seconds))
+    sent = worker.sender.send_all(refs)
+    note_resent(worker.db, sent)
     if refs:
         log.info("relayed queued jobs", found=len(refs), sent=len(sent))
     return len(sent)
@@ -40,9 +37,9 @@ def housekeeping() -> dict[str, int]:
     There are no Celery results to clean: tasks run with ``ignore_result`` (no result backend) and
     the jobs table is the result store, whose finished rows expire here.
     """
-    settings = runtime.settings()
-    store = ExportStore(Path(settings.export_dir), timedelta(seconds=settings.export_ttl_seconds))
-    purged = purge_expired(runtime.database(), exports=store)
+    worker = worker_context()
+    store = ExportStore(Path(worker.settings.export_dir), timedelta(seconds=worker.settings.export_ttl_seconds))
+    purged = purge_expired(worker.db, exports=store)
     summary = {
         "idempotencyRecords": purged.idempotency_records,
         "jobs": purged.jobs,
@@ -56,11 +53,9 @@ def housekeeping() -> dict[str, int]:
 @shared_task(name="maintenance.expire_unpaid_orders")
 def expire_unpaid_orders() -> dict[str, int]:
     """Cancel ``pending_payment`` orders past their payment window (``payment_timeout``)."""
-    settings = runtime.settings()
-    db = runtime.database()
-    run = expire_unpaid_orders_service(db, gateways(), batch=settings.expire_orders_batch)
-    sent = TaskSender(current_app).send_all(run.jobs)
-    note_resent(db, sent)
+    worker = worker_context()
+    run = expire_unpaid_orders_service(worker.db, worker.gateways, batch=worker.settings.expire_orders_batch)
+    note_resent(worker.db, worker.sender.send_all(run.jobs))
     if run.cancelled or run.paid or run.deferred:
         log.info("unpaid orders", **run.as_dict())
     return run.as_dict()
@@ -69,7 +64,8 @@ def expire_unpaid_orders() -> dict[str, int]:
 @shared_task(name="maintenance.settle_payments")
 def settle_payments(day: str | None = None) -> dict[str, object]:
     """Store each gateway's settlement report for ``day`` (YYYY-MM-DD; default: the previous UTC day)."""
-    settled = settle_day(runtime.database(), gateways(), date.fromisoformat(day) if day else previous_day())
+    worker = worker_context()
+    settled = settle_day(worker.db, worker.gateways, date.fromisoformat(day) if day else previous_day())
     summary = settled.as_dict()
     log.info("settlement", **summary)
     return summary

@@ -5,14 +5,15 @@ from __future__ import annotations
 from celery import shared_task
 
 from services.changes.bulk_cancel import cancel_in, fan_out
+from services.jobs.kinds import BULK_CANCEL, CANCEL_ORDER
 from tasks.runner import run_job, run_job_atomically
 
 
-@shared_task(name="orders.bulk_cancel", bind=True, max_retries=5)
+@shared_task(name=BULK_CANCEL.task_name, bind=True, max_retries=5)
 def bulk_cancel(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
-    run_job(self, job_id, lambda db, args: fan_out(db, job_id, args))
+    run_job(self, job_id, lambda job, args: fan_out(job.db, job.job_id, args))
 
 
-@shared_task(name="orders.cancel_order", bind=True, max_retries=5)
+@shared_task(name=CANCEL_ORDER.task_name, bind=True, max_retries=5)
 def cancel_order(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
     run_job_atomically(self, job_id, cancel_in)

@@ -1,39 +1,39 @@
-"""Payment tasks (``payments`` queue): run an attempt, apply a stored webhook, reconcile."""
+"""Payment tasks (``payments`` queue): run an attempt, close checkouts, apply a stored webhook,
+reconcile."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import structlog
-from celery import current_app, shared_task
+from celery import shared_task
 
+from services.jobs.kinds import CLOSE_CHECKOUT, PAYMENT, WEBHOOK
 from services.jobs.outbox import note_resent
 from services.payments.checkout import close_checkouts
 from services.payments.execution import execute_payment
 from services.payments.reconciliation import reconcile_checkouts, stale_pending_payments
 from services.payments.webhooks import apply_waiting_event, stale_waiting_events
-from tasks.context import gateways
-from tasks.dispatch import TaskSender
+from tasks.context import worker_context
 from tasks.runner import run_job
-from workers import runtime
 
 log = structlog.get_logger(__name__)
 
 
-@shared_task(name="payments.execute", bind=True, max_retries=5)
+@shared_task(name=PAYMENT.task_name, bind=True, max_retries=5)
 def execute(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
-    run_job(self, job_id, lambda db, args: execute_payment(db, gateways(), args))
+    run_job(self, job_id, lambda job, args: execute_payment(job.db, job.gateways, args, request_id=job.request_id))
 
 
-@shared_task(name="payments.close_checkout", bind=True, max_retries=8)
+@shared_task(name=CLOSE_CHECKOUT.task_name, bind=True, max_retries=8)
 def close_checkout(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
     """Expire an order's open hosted checkouts once it was paid another way or cancelled."""
-    run_job(self, job_id, lambda db, args: close_checkouts(db, gateways(), args))
+    run_job(self, job_id, lambda job, args: close_checkouts(job.db, job.gateways, args, request_id=job.request_id))
 
 
-@shared_task(name="payments.apply_webhook_event", bind=True, max_retries=8)
+@shared_task(name=WEBHOOK.task_name, bind=True, max_retries=8)
 def apply_webhook_event(self, job_id: str) -> None:  # noqa: ANN001 (Celery binds the task)
-    run_job(self, job_id, lambda db, args: apply_waiting_event(db, gateways(), args))
+    run_job(self, job_id, lambda job, args: apply_waiting_event(job.db, job.gateways, args, request_id=job.request_id))
 
 
 @shared_task(name="maintenance.reconcile_payments")
@@ -45,14 +45,13 @@ def reconcile_payments() -> dict[str, object]:
     hosted checkouts whose webhook never came are looked up at the gateway here and settled to
     what it says.
     """
-    settings = runtime.settings()
-    db = runtime.database()
-    older_than = timedelta(seconds=settings.reconcile_after_seconds)
-    refs = stale_pending_payments(db, older_than) + stale_waiting_events(db, older_than)
-    sent = TaskSender(current_app).send_all(refs)
-    note_resent(db, sent)
-    run = reconcile_checkouts(db, gateways(), older_than)
-    note_resent(db, TaskSender(current_app).send_all(run.jobs))
+    worker = worker_context()
+    older_than = timedelta(seconds=worker.settings.reconcile_after_seconds)
+    refs = stale_pending_payments(worker.db, older_than) + stale_waiting_events(worker.db, older_than)
+    sent = worker.sender.send_all(refs)
+    note_resent(worker.db, sent)
+    run = reconcile_checkouts(worker.db, worker.gateways, older_than)
+    note_resent(worker.db, worker.sender.send_all(run.jobs))
     checkouts = run.as_dict()
     if refs or any(checkouts.values()):
         log.info("reconciliation", found=len(refs), sent=len(sent), checkouts=checkouts)

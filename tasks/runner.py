@@ -22,13 +22,14 @@ from celery import Task
 from sqlalchemy.exc import OperationalError
 
 from config.metrics import TASK_DURATION, TASKS
+from config.settings import Settings
 from models import Database
 from services.jobs.machine import AtomicWork, claim_job, finish_job, run_atomically
 from services.jobs.outbox import JobOutcome, JobRef, note_resent
 from services.jobs.progress import set_progress
 from services.kernel.errors import DomainError, TransientError
-from tasks.dispatch import TaskSender
-from workers import runtime
+from services.payments.gateways.registry import Gateways
+from tasks.context import WorkerContext, worker_context
 
 log = structlog.get_logger(__name__)
 
@@ -37,17 +38,31 @@ TRANSIENT = (TransientError, OperationalError)
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a long-running handler may need beyond its args: who it is, which attempt this is
-    (a redelivered message starts a new one), and a way to report progress (unthrottled: the
-    handler throttles, e.g. with ``services.jobs.ProgressReporter``)."""
+    """What a handler gets beside its args: the process's worker context, which job and attempt
+    this is (a redelivered message starts a new one), the request that queued it (for history rows
+    and logs), and a way to report progress (unthrottled: the handler throttles, e.g. with
+    ``services.jobs.progress.ProgressReporter``)."""
 
     job_id: str
     attempt: int
+    request_id: str | None
+    worker: WorkerContext
     report_progress: Callable[[int, int], None]
 
+    @property
+    def db(self) -> Database:
+        return self.worker.db
 
-JobHandler = Callable[[Database, dict[str, Any]], Any]
-ContextJobHandler = Callable[[Database, dict[str, Any], JobContext], Any]
+    @property
+    def gateways(self) -> Gateways:
+        return self.worker.gateways
+
+    @property
+    def settings(self) -> Settings:
+        return self.worker.settings
+
+
+JobHandler = Callable[[JobContext, dict[str, Any]], Any]
 
 
 @dataclass
@@ -58,11 +73,10 @@ class RunRecord:
     result: str = "skipped"
 
 
-def run_job(task: Task, job_id: str, handler: JobHandler | ContextJobHandler, *, with_context: bool = False) -> None:
-    """Run ``handler(db, args)`` (or ``handler(db, args, context)`` when ``with_context``) and count
-    the outcome by job type, with its duration."""
+def run_job(task: Task, job_id: str, handler: JobHandler) -> None:
+    """Run ``handler(job, args)`` and count the outcome by job type, with its duration."""
     with _recorded() as record:
-        _run(task, job_id, handler, record, with_context=with_context)
+        _run(task, job_id, handler, record)
 
 
 @contextmanager
@@ -77,10 +91,9 @@ def _recorded() -> Iterator[RunRecord]:
         TASK_DURATION.labels(record.job_type).observe(time.perf_counter() - started)
 
 
-def _run(
-    task: Task, job_id: str, handler: JobHandler | ContextJobHandler, record: RunRecord, *, with_context: bool
-) -> None:
-    db = runtime.database()
+def _run(task: Task, job_id: str, handler: JobHandler, record: RunRecord) -> None:
+    worker = worker_context()
+    db = worker.db
     claimed = claim_job(db, job_id)
     if claimed is None:
         log.warning("job not found; message dropped", job_id=job_id)
@@ -92,12 +105,9 @@ def _run(
             log.info("job already finished; redelivery ignored", state=claimed.state)
             return
         log.info("job started", attempt=claimed.attempts)
+        job = JobContext(job_id, claimed.attempts, claimed.request_id, worker, partial(set_progress, db, job_id))
         try:
-            if with_context:
-                context = JobContext(job_id, claimed.attempts, partial(set_progress, db, job_id))
-                result = handler(db, claimed.args, context)  # type: ignore[call-arg]
-            else:
-                result = handler(db, claimed.args)  # type: ignore[call-arg]
+            result = handler(job, claimed.args)
         except DomainError as exc:
             finish_job(db, job_id, error=exc.as_dict())
             record.result = "failed"
@@ -117,7 +127,7 @@ def _run(
         else:
             record.result = "waiting"
             log.info("job waiting for its children")
-        _send_follow_ups(task, db, outcome.send, claimed.request_id)
+        _send_follow_ups(worker, outcome.send, claimed.request_id)
     finally:
         structlog.contextvars.unbind_contextvars("job_type")
 
@@ -130,7 +140,8 @@ def run_job_atomically(task: Task, job_id: str, work: AtomicWork) -> None:
 
 
 def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord) -> None:
-    db = runtime.database()
+    worker = worker_context()
+    db = worker.db
     try:
         run = run_atomically(db, job_id, work)
     except TRANSIENT as exc:
@@ -154,7 +165,7 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
         else:
             record.result = "succeeded"
             log.info("job succeeded")
-        _send_follow_ups(task, db, run.outcome.send, run.request_id)
+        _send_follow_ups(worker, run.outcome.send, run.request_id)
     finally:
         structlog.contextvars.unbind_contextvars("job_type")
 
@@ -180,8 +191,8 @@ def _crashed(db: Database, job_id: str, exc: BaseException, record: RunRecord) -
     log.error("job crashed", error=repr(exc))
 
 
-def _send_follow_ups(task: Task, db: Database, refs: Sequence[JobRef], request_id: str | None) -> None:
+def _send_follow_ups(worker: WorkerContext, refs: Sequence[JobRef], request_id: str | None) -> None:
     """After the handler's commit: jobs it queued (refunds, children) go out now; any the broker
     refuses stay ``queued`` for the relay."""
     if refs:
-        note_resent(db, TaskSender(task.app).send_all(refs, request_id=request_id))
+        note_resent(worker.db, worker.sender.send_all(refs, request_id=request_id))

@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import task_postrun, task_prerun
 
 from config.settings import Settings
 from workers import runtime
@@ -85,11 +85,6 @@ def create_celery_app(settings: Settings) -> Celery:
         beat_schedule=beat_schedule(settings),
     )
     return app
-
-
-@worker_process_init.connect
-def _on_worker_process_init(**_: Any) -> None:
-    runtime.reset_after_fork()
 
 
 def _request_id_of(request: Any) -> str | None:

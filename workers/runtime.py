@@ -1,19 +1,14 @@
-"""Per-process resources of a worker: settings and the database, connected lazily per PID.
+"""The settings of this worker or beat process, as the Celery app was built with them.
 
-A prefork child must never reuse its parent's pooled connections, so the database handle is
-keyed by the process id and rebuilt in each child on first use (and on ``worker_process_init``).
+The per-process connections (database, gateways, sender) live in ``tasks.context``, built lazily
+per process id so that a prefork child never reuses its parent's pooled connections.
 """
 
 from __future__ import annotations
 
-import os
-
 from config.settings import Settings
-from models import Database
 
 _settings: Settings | None = None
-_database: Database | None = None
-_database_pid: int | None = None
 
 
 def configure(settings: Settings) -> None:
@@ -27,18 +22,3 @@ def settings() -> Settings:
         configure(Settings.from_env())
     assert _settings is not None
     return _settings
-
-
-def database() -> Database:
-    """This process's database handle, created on first use after a fork."""
-    global _database, _database_pid
-    if _database is None or _database_pid != os.getpid():
-        _database = Database.connect(settings())
-        _database_pid = os.getpid()
-    return _database
-
-
-def reset_after_fork() -> None:
-    """Drop any handle inherited from the parent without closing the parent's connections."""
-    global _database, _database_pid
-    _database, _database_pid = None, None

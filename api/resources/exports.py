@@ -16,6 +16,7 @@ from spectree import Response
 
 from api.async_answer import answer_job
 from api.deps import Deps
+from api.links import PublicLinks
 from api.openapi import responses, spec
 from api.schemas import ErrorOut, ExportIn, ExportLinkQuery, TaskAcceptedOut
 from api.validation import parse_body
@@ -28,6 +29,7 @@ class OrderExportResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.policy = ExportPolicy.from_settings(deps.settings)
+        self.links = PublicLinks(deps.settings.public_base_url)
 
     @spec.validate(json=ExportIn, resp=responses(HTTP_202=TaskAcceptedOut), tags=["exports"], skip_validation=True)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -35,7 +37,12 @@ class OrderExportResource:
         body = parse_body(req, ExportIn)
         request = ExportRequest(format=body.format, columns=body.columns, filters=body.export_filters())
         queued = request_export(
-            self.deps.db, req.context.principal, request, self.policy, request_id=req.context.request_id
+            self.deps.db,
+            req.context.principal,
+            request,
+            self.policy,
+            file_url=self.links.export_file_url,
+            request_id=req.context.request_id,
         )
         self.deps.sender.send(queued.job, request_id=req.context.request_id)
         answer_job(req, resp, self.deps.db, queued.job.job_id)

@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 import falcon
 
 from api.deps import Deps
+from api.links import PublicLinks
 from api.media import send_json
 from api.openapi import responses, spec
 from api.render import etag, metrics_body, order_body, order_list_body
@@ -36,6 +37,7 @@ class OrdersResource:
             currency=deps.settings.currency,
             payment_window=timedelta(seconds=deps.settings.payment_window_seconds),
             gateways=frozenset(deps.settings.gateways),
+            checkout_return=PublicLinks(deps.settings.public_base_url),
         )
 
     @spec.validate(json=CreateOrderIn, resp=responses(HTTP_201=CreateOrderOut), tags=["orders"], skip_validation=True)

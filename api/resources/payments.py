@@ -132,7 +132,14 @@ class WebhookResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, gateway_id: str) -> None:
         """Verify, store once, apply; an event for something not visible yet is kept and applied later."""
         headers = {name.lower(): value for name, value in req.headers.items()}
-        outcome = receive_webhook(self.deps.db, self.deps.gateways, gateway_id, req.context.raw_body, headers)
+        outcome = receive_webhook(
+            self.deps.db,
+            self.deps.gateways,
+            gateway_id,
+            req.context.raw_body,
+            headers,
+            request_id=req.context.request_id,
+        )
         if outcome.jobs:
             self.deps.sender.send_all(outcome.jobs, request_id=req.context.request_id)
         resp.media = {"received": True, "eventId": outcome.event_id, "status": outcome.state}

@@ -22,25 +22,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Database, Job, Order
-from models.ids import new_id
-from models.types import utcnow
 from services.changes.transitions import transition_order, visible_order
-from services.jobs.outbox import JobOutcome, JobRef, add_job
+from services.jobs.children import gathers
+from services.jobs.kinds import BULK_CANCEL, CANCEL_ORDER
+from services.jobs.outbox import Child, JobOutcome, JobRef, add_children, add_job
 from services.jobs.states import QUEUED, SUCCEEDED
 from services.kernel import lifecycle
 from services.kernel.errors import DomainError, InvalidTransition, OrderNotFound, PayloadTooLarge, ValidationFailed
 from services.kernel.principal import Principal
 
 MAX_ORDER_IDS = 10_000
-QUEUE = "orders"
-PARENT_TASK = "orders.bulk_cancel"
-CHILD_TASK = "orders.cancel_order"
-PARENT_TYPE = "bulk_cancel"
-CHILD_TYPE = "cancel_order"
 ORDER_ID_LENGTH = 40  # longer ids cannot name an order; their children keep the id in args only
 # API.md: bulk cancel is an operator's tool (ops: "all orders, status changes, bulk cancel, ...");
 # a customer cancels its own orders' items through ``services.items``.
@@ -113,51 +108,24 @@ def start_bulk_cancel(
     """
     principal.require_role(*BULK_CANCEL_ROLES)
     ids = _distinct(order_ids)
-    now = utcnow()
     who = _principal_args(principal)
     with db.transaction() as session:
         parent = add_job(
             session,
-            job_type=PARENT_TYPE,
-            task_name=PARENT_TASK,
-            queue=QUEUE,
+            BULK_CANCEL,
             args={"reason": reason, "principal": who, "count": len(ids)},
             owner=principal,
             request_id=request_id,
             progress_total=len(ids),
         )
-        common = {
-            "type": CHILD_TYPE,
-            "task_name": CHILD_TASK,
-            "queue": QUEUE,
-            "owner_key_id": principal.key_id,
-            "owner_customer_id": principal.customer_id,
-            "parent_id": parent.job_id,
-            "state": QUEUED,
-            "progress_current": 0,
-            "progress_total": 0,
-            "request_id": request_id,
-            "send_count": 0,
-            "attempts": 0,
-            "created_at": now,
-        }
-        rows = [
-            {
-                **common,
-                "id": new_id("task"),
-                "args": {
-                    "orderId": order_id,
-                    "position": position,
-                    "reason": reason,
-                    "principal": who,
-                    "requestId": request_id,
-                },
-                "order_id": order_id if len(order_id) <= ORDER_ID_LENGTH else None,
-            }
+        children = [
+            Child(
+                args={"orderId": order_id, "position": position, "reason": reason, "principal": who},
+                order_id=order_id if len(order_id) <= ORDER_ID_LENGTH else None,
+            )
             for position, order_id in enumerate(ids)
         ]
-        session.flush()  # the parent row first (children name it)
-        session.execute(insert(Job), rows)
+        add_children(session, parent, CANCEL_ORDER, children, owner=principal, request_id=request_id)
         return parent
 
 
@@ -193,13 +161,13 @@ def fan_out(db: Database, parent_id: str, args: dict[str, Any]) -> JobOutcome:
     """
     with db.reader() as session:
         queued = session.scalars(select(Job.id).where(Job.parent_id == parent_id, Job.state == QUEUED)).all()
-    return JobOutcome(send=[JobRef(job_id, CHILD_TASK, QUEUE) for job_id in queued], finished=False)
+    return JobOutcome(send=[JobRef.of(CANCEL_ORDER, job_id) for job_id in queued], finished=False)
 
 
 # --- each child's task ----------------------------------------------------------------------------
 
 
-def cancel_in(session: Session, args: dict[str, Any]) -> JobOutcome:
+def cancel_in(session: Session, args: dict[str, Any], request_id: str | None) -> JobOutcome:
     """Cancel one order in the caller's transaction; already cancelled counts as cancelled."""
     order_id = args["orderId"]
     principal = _principal_of(args)
@@ -216,21 +184,22 @@ def cancel_in(session: Session, args: dict[str, Any]) -> JobOutcome:
             lifecycle.CANCELLED,
             reason=args.get("reason") or "bulk cancel",
             principal=principal,
-            request_id=args.get("requestId"),
+            request_id=request_id,
         )
         jobs = change.jobs
     return JobOutcome(result={"orderId": order_id, "status": lifecycle.CANCELLED}, send=jobs)
 
 
-def cancel_one(db: Database, args: dict[str, Any]) -> JobOutcome:
+def cancel_one(db: Database, args: dict[str, Any], request_id: str | None = None) -> JobOutcome:
     """:func:`cancel_in` as its own transaction (the benchmark's floor calls this)."""
     with db.transaction() as session:
-        return cancel_in(session, args)
+        return cancel_in(session, args, request_id)
 
 
 # --- the last child -------------------------------------------------------------------------------
 
 
+@gathers(BULK_CANCEL)
 def gather_results(session: Session, parent: Job) -> dict[str, Any]:
     """The parent's result: one entry per distinct requested id, in request order."""
     outcomes: list[tuple[int, dict[str, Any]]] = []

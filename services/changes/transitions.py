@@ -258,25 +258,6 @@ class StatusChanged:
     jobs: list[JobRef]
 
 
-def parse_if_match(header: str | None) -> frozenset[int] | None:
-    """``If-Match`` → the versions it accepts; ``None`` means no precondition (absent or ``*``).
-
-    Entity tags are the order version in quotes (``"3"``; a weak ``W/"3"`` is accepted too).
-    A header that names no version of ours matches nothing, so it fails the precondition.
-    """
-    if header is None or header.strip() == "*":
-        return None
-    versions = set()
-    for part in header.split(","):
-        tag = part.strip()
-        if tag.startswith("W/"):
-            tag = tag[2:]
-        tag = tag.strip('"')
-        if tag.isdigit():
-            versions.add(int(tag))
-    return frozenset(versions)
-
-
 def change_status(
     db: Database,
     principal: Principal,

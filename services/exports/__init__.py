@@ -1,8 +1,6 @@
 """Order exports: CSV and XLSX files built by workers, streamed, with signed, expiring downloads."""
 
 from services.exports.service import (
-    EXPORT_QUEUE,
-    EXPORT_TASK,
     ExportFile,
     ExportPolicy,
     ExportRequest,
@@ -13,8 +11,6 @@ from services.exports.service import (
 )
 
 __all__ = [
-    "EXPORT_QUEUE",
-    "EXPORT_TASK",
     "ExportFile",
     "ExportPolicy",
     "ExportRequest",

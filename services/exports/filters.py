@@ -13,8 +13,6 @@ Without it an export is ordered by ``createdAt`` then ``id``.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -24,6 +22,7 @@ from sqlalchemy import ColumnElement, and_, true
 from models import Order
 from services.exports.columns import EXPORT_COLUMNS
 from services.kernel.errors import InvalidQuery
+from services.orders.query.filter import compile_filter
 
 MAX_EXPRESSION_LENGTH = 4000
 
@@ -65,23 +64,13 @@ def _day_start(day: date) -> datetime:
 
 
 def compile_odata_filter(expression: str) -> ColumnElement[bool]:
-    """The adapter to the query language (``services.query.compile_filter``, branch issue-5).
-
-    Until that package is part of this build, a ``$filter`` is refused with ``INVALID_QUERY``.
-    """
+    """An OData ``$filter`` string: the same language as ``GET /api/orders``."""
     if len(expression) > MAX_EXPRESSION_LENGTH:
         raise InvalidQuery(
             f"$filter is longer than {MAX_EXPRESSION_LENGTH} characters.",
             details=[{"field": "filters.$filter", "position": MAX_EXPRESSION_LENGTH}],
         )
-    if importlib.util.find_spec("services.orders.query") is None:
-        raise InvalidQuery(
-            "OData $filter expressions are not yet supported for exports in this version; "
-            "use the filter object (status, startDate, endDate, customerId).",
-            details=[{"field": "filters.$filter", "position": 0, "reason": "not yet supported"}],
-        )
-    query = importlib.import_module("services.orders.query")
-    return query.compile_filter(expression)
+    return compile_filter(expression)
 
 
 def where_clause(filters: ExportFilters) -> ColumnElement[bool]:

@@ -30,13 +30,12 @@ from services.exports import signing
 from services.exports.columns import resolve_columns
 from services.exports.filters import ExportFilters, order_by_clauses, validate, where_clause
 from services.exports.writers import XLSX_MAX_ROWS, content_type_for, open_writer
+from services.jobs.kinds import EXPORT
 from services.jobs.outbox import JobRef, add_job
 from services.jobs.progress import ProgressReporter, set_expiry
 from services.kernel.errors import ExportExpired, ResourceNotFound, ValidationFailed
 from services.kernel.principal import Principal
 
-EXPORT_TASK = "exports.build_export"
-EXPORT_QUEUE = "exports"
 EXPORT_ROLES = ("admin", "ops")
 FORMATS = {"csv": "csv", "xlsx": "xlsx", "excel": "xlsx"}
 EXTENSIONS = {"csv": "csv", "xlsx": "xlsx"}
@@ -54,7 +53,6 @@ class ExportPolicy:
     progress_rows: int = 5000
     progress_seconds: float = 0.5
     fetch_rows: int = 2000
-    public_base_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Any) -> ExportPolicy:
@@ -66,7 +64,6 @@ class ExportPolicy:
             progress_rows=settings.export_progress_rows,
             progress_seconds=settings.export_progress_seconds,
             fetch_rows=settings.export_fetch_rows,
-            public_base_url=settings.public_base_url,
         )
 
 
@@ -98,10 +95,18 @@ def iso_z(value: datetime) -> str:
 
 
 def request_export(
-    db: Database, principal: Principal, request: ExportRequest, policy: ExportPolicy, *, request_id: str | None = None
+    db: Database,
+    principal: Principal,
+    request: ExportRequest,
+    policy: ExportPolicy,
+    *,
+    file_url: Callable[[str], str],
+    request_id: str | None = None,
 ) -> QueuedExport:
     """Check the request now (columns, filters, role) and queue the build; the caller sends the
-    message after this commits. Customers may not export (403): exports span customers."""
+    message after this commits. Customers may not export (403): exports span customers.
+
+    ``file_url(export_id)``: the export's download URL (the API's route), signed by the worker."""
     principal.require_role(*EXPORT_ROLES)
     fmt = FORMATS.get(request.format)
     if fmt is None:
@@ -112,14 +117,13 @@ def request_export(
     with db.transaction() as session:
         job = add_job(
             session,
-            job_type="export",
-            task_name=EXPORT_TASK,
-            queue=EXPORT_QUEUE,
+            EXPORT,
             args={
                 "exportId": export_id,
                 "format": fmt,
                 "columns": [column.name for column in columns],
                 "filters": request.filters.as_args(),
+                "fileUrl": file_url(export_id),
             },
             owner=principal,
             request_id=request_id,
@@ -227,7 +231,7 @@ def build_export(
         "rows": written,
         "bytes": size,
         "sha256": sha256,
-        "downloadUrl": policy.public_base_url + signing.download_path(policy.secret_key, export_id, expires_at),
+        "downloadUrl": signing.signed_link(args["fileUrl"], policy.secret_key, export_id, expires_at),
         "expiresAt": iso_z(expires_at),
     }
 

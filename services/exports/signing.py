@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from services.kernel.errors import ExportExpired, Forbidden
 
@@ -21,11 +21,12 @@ def sign(secret_key: str, export_id: str, expires: int) -> str:
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
-def download_path(secret_key: str, export_id: str, expires_at: datetime) -> str:
-    """``/api/exports/{id}/file?expires=…&signature=…`` (``expires`` in Unix seconds)."""
+def signed_link(file_url: str, secret_key: str, export_id: str, expires_at: datetime) -> str:
+    """``file_url`` (the API's download URL of the export) with ``?expires=…&signature=…``
+    (``expires`` in Unix seconds)."""
     expires = int(expires_at.timestamp())
     query = urlencode({"expires": expires, "signature": sign(secret_key, export_id, expires)})
-    return f"/api/exports/{quote(export_id, safe='')}/file?{query}"
+    return f"{file_url}?{query}"
 
 
 def verify(secret_key: str, export_id: str, expires: str | None, signature: str | None, now: datetime) -> int:

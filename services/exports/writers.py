@@ -185,7 +185,7 @@ def open_writer(
     *,
     sheet_rows: int = XLSX_MAX_ROWS,
     tmpdir: Path | None = None,
-) -> CsvExportWriter | XlsxExportWriter:
+) -> ExportWriter:
     if fmt == "csv":
         return CsvExportWriter(path, columns)
     if fmt == "xlsx":

@@ -3,21 +3,31 @@ and the child that completes the count gathers every child's outcome into the pa
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import bindparam, func, update
 from sqlalchemy.orm import Session
 
 from models import Job
 from models.types import utcnow
+from services.jobs.kinds import JobKind
 from services.jobs.states import FINISHED, JOB_RETENTION, JOBS, SUCCEEDED
 
-# Parent job types whose children are gathered into the parent's result by the last child to
-# finish: type -> "module:function(session, parent_job) -> result". Named, not imported, so the
-# job service depends on no use case.
-GATHERERS: dict[str, str] = {
-    "bulk_cancel": "services.changes.bulk_cancel:gather_results",
-}
+Gatherer = Callable[[Session, Job], Any]
+# Parent kind -> the function that writes its result from its children's outcomes. Filled by
+# :func:`gathers` where each parent kind's use case is defined (a worker imports it with its task).
+_GATHERERS: dict[str, Gatherer] = {}
+
+
+def gathers(kind: JobKind) -> Callable[[Gatherer], Gatherer]:
+    """Declare ``function(session, parent_job) -> result`` as the gatherer of ``kind``'s children."""
+
+    def register(function: Gatherer) -> Gatherer:
+        _GATHERERS[kind.type] = function
+        return function
+
+    return register
 
 
 _COUNT = (
@@ -35,8 +45,9 @@ def count_child(session: Session, parent_id: str) -> None:
         return
     parent = session.get(Job, parent_id)
     assert parent is not None
-    module_name, _, function_name = GATHERERS[counted.type].partition(":")
-    gather = getattr(importlib.import_module(module_name), function_name)
+    gather = _GATHERERS.get(counted.type)
+    if gather is None:
+        raise LookupError(f"no gatherer declared for {counted.type!r} jobs (import the module that declares it)")
     session.execute(
         update(Job)
         .where(Job.id == parent_id, Job.state.not_in(FINISHED))

@@ -118,7 +118,8 @@ class AtomicRun:
     job_type: str | None = None
 
 
-AtomicWork = Callable[[Session, dict[str, Any]], Any]
+# work(session, args, request_id): the request id of the request that queued the job, for history rows.
+AtomicWork = Callable[[Session, dict[str, Any], str | None], Any]
 
 
 def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
@@ -139,7 +140,7 @@ def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
         error = None
         try:
             with session.begin_nested():
-                value = work(session, dict(claimed.args))
+                value = work(session, dict(claimed.args), claimed.request_id)
             outcome = value if isinstance(value, JobOutcome) else JobOutcome(value)
         except DomainError as exc:
             error, outcome = exc.as_dict(), JobOutcome()

@@ -58,10 +58,6 @@ def order_statuses() -> tuple[str, ...]:
     return tuple(ORDER_TRANSITIONS)
 
 
-def item_statuses() -> tuple[str, ...]:
-    return tuple(ITEM_TRANSITIONS)
-
-
 def allowed_order_transitions(status: str) -> tuple[str, ...]:
     return ORDER_TRANSITIONS.get(status, ())
 

@@ -14,7 +14,3 @@ MAX_AMOUNT = Decimal("9999999999.99")
 def to_money(value: Decimal | int | str) -> Decimal:
     """Quantize to cents (banker's rounding is never reached for validated inputs)."""
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_EVEN)
-
-
-def has_at_most_two_decimals(value: Decimal) -> bool:
-    return value == value.quantize(CENT)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import Order, Payment
 from models.ids import new_id
 from models.types import utcnow
+from services.jobs.kinds import CLOSE_CHECKOUT, PAYMENT
 from services.jobs.outbox import JobRef, add_job
 from services.kernel import lifecycle
 from services.kernel.errors import InvalidTransition
@@ -25,12 +26,9 @@ from services.kernel.principal import SYSTEM, Principal
 from services.ledger.book import (
     AUTHORIZE,
     CAPTURING_ACTIONS,
-    CLOSE_CHECKOUT_TASK,
     DUPLICATE_PAYMENT,
     FAILED,
     MANUAL,
-    PAYMENT_TASK,
-    PAYMENTS_QUEUE,
     PENDING,
     REFUND,
     SUCCEEDED,
@@ -66,9 +64,7 @@ def add_attempt(
     transaction_id = new_id("txn")
     job = add_job(
         session,
-        job_type="payment",
-        task_name=PAYMENT_TASK,
-        queue=PAYMENTS_QUEUE,
+        PAYMENT,
         args={"transactionId": transaction_id},
         owner=principal,
         order_id=order.id,
@@ -232,9 +228,7 @@ def queue_close_checkout_in(
         return None
     return add_job(
         session,
-        job_type="close_checkout",
-        task_name=CLOSE_CHECKOUT_TASK,
-        queue=PAYMENTS_QUEUE,
+        CLOSE_CHECKOUT,
         args={"orderId": order.id},
         owner=principal,
         order_id=order.id,

@@ -15,10 +15,6 @@ from sqlalchemy.orm import Session
 from models import Payment
 from services.kernel.money import to_money
 
-PAYMENT_TASK = "payments.execute"
-CLOSE_CHECKOUT_TASK = "payments.close_checkout"
-PAYMENTS_QUEUE = "payments"
-
 PROCESS, AUTHORIZE, CAPTURE, VOID, REFUND, CHECKOUT = "process", "authorize", "capture", "void", "refund", "checkout"
 # Money received outside any gateway, recorded by staff (an order moved to ``processing`` by hand).
 MANUAL = "manual"

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from models import Database, Offer, Order, OrderItem, StatusHistory
 from models.ids import new_id
 from models.types import utcnow
+from services.jobs.kinds import CHECKOUT
 from services.jobs.outbox import JobRef, add_job
 from services.kernel import lifecycle
 from services.kernel.errors import (
@@ -31,9 +33,6 @@ from services.kernel.errors import (
 )
 from services.kernel.money import MAX_AMOUNT, to_money
 from services.kernel.principal import Principal
-
-CHECKOUT_TASK = "orders.open_checkout"
-CHECKOUT_QUEUE = "payments"
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,15 @@ class PlaceOrder:
     payment_gateway_id: str
 
 
+class CheckoutReturn(Protocol):
+    """Where the gateway sends the customer back: the API's routes (``api.links.PublicLinks``),
+    written into the checkout job so that no route path lives in ``services`` or ``tasks``."""
+
+    def success_url(self, order_id: str) -> str: ...
+
+    def cancel_url(self, order_id: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class PlacementPolicy:
     """Deployment settings the use case needs (kept out of ``config`` imports for testability)."""
@@ -58,6 +66,7 @@ class PlacementPolicy:
     currency: str
     payment_window: timedelta
     gateways: frozenset[str]
+    checkout_return: CheckoutReturn
 
 
 @dataclass(frozen=True)
@@ -265,10 +274,12 @@ def place_order(
         session.add_all([order, *items, history])
         job = add_job(
             session,
-            job_type="checkout",
-            task_name=CHECKOUT_TASK,
-            queue=CHECKOUT_QUEUE,
-            args={"orderId": order.id},
+            CHECKOUT,
+            args={
+                "orderId": order.id,
+                "successUrl": policy.checkout_return.success_url(order.id),
+                "cancelUrl": policy.checkout_return.cancel_url(order.id),
+            },
             owner=principal,
             order_id=order.id,
             request_id=request_id,

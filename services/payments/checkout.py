@@ -27,22 +27,9 @@ from services.kernel import lifecycle
 from services.kernel.errors import OrderNotFound, PaymentDeclined, ServiceUnavailable, TransientError, ValidationFailed
 from services.ledger.book import FAILED, PENDING, open_checkout_sessions
 from services.payments.confirmation import confirm_payment
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.payments.gateways.registry import Gateways
 from services.payments.webhooks import apply_waiting_for, checkout_payment, recorded_checkout
-
-
-@dataclass(frozen=True)
-class CheckoutLinks:
-    """Where the gateway sends the customer back (the service's public URLs)."""
-
-    base_url: str
-
-    def success(self, order_id: str) -> str:
-        return f"{self.base_url}/api/orders/{order_id}/checkout/complete?session_id={{CHECKOUT_SESSION_ID}}"
-
-    def cancel(self, order_id: str) -> str:
-        return f"{self.base_url}/api/orders/{order_id}/checkout/cancelled"
 
 
 @dataclass(frozen=True)
@@ -54,9 +41,12 @@ class CheckoutStatus:
 
 
 def open_checkout(
-    db: Database, gateways: Gateways, links: CheckoutLinks, args: dict[str, Any]
+    db: Database, gateways: Gateways, args: dict[str, Any], *, request_id: str | None = None
 ) -> dict[str, Any] | JobOutcome:
-    """Open the order's hosted checkout session once and store its URL on the order."""
+    """Open the order's hosted checkout session once and store its URL on the order.
+
+    ``args`` carry where the gateway sends the customer back (``successUrl``, ``cancelUrl``: the
+    API's routes, written into the job when the order was placed)."""
     order_id = args["orderId"]
     with db.reader() as session:
         order = session.get(Order, order_id)
@@ -72,8 +62,8 @@ def open_checkout(
             amount=amount,
             currency=currency,
             order_id=order_id,
-            success_url=links.success(order_id),
-            cancel_url=links.cancel(order_id),
+            success_url=args["successUrl"],
+            cancel_url=args["cancelUrl"],
             expires_at=expires,
             idempotency_key=f"checkout:{order_id}",
         )
@@ -89,7 +79,7 @@ def open_checkout(
         if order.checkout_url is None:
             order.checkout_url = opened.url
         checkout_payment(session, order, gateway_id, opened.id, amount)
-        jobs = apply_waiting_for(session, order_id=order_id, checkout_session_id=opened.id)
+        jobs = apply_waiting_for(session, order_id=order_id, checkout_session_id=opened.id, request_id=request_id)
         return JobOutcome({"orderId": order.id, "status": order.status, "checkoutUrl": order.checkout_url}, send=jobs)
 
 
@@ -140,7 +130,9 @@ def complete_checkout(db: Database, gateways: Gateways, order_id: str, session_i
         return CheckoutStatus(order.id, order.status, order.payment_status, jobs)
 
 
-def close_checkouts(db: Database, gateways: Gateways, args: dict[str, Any]) -> JobOutcome:
+def close_checkouts(
+    db: Database, gateways: Gateways, args: dict[str, Any], *, request_id: str | None = None
+) -> JobOutcome:
     """Expire the order's open checkout sessions at the gateway, one transaction per session."""
     order_id = args["orderId"]
     with db.reader() as session:
@@ -154,7 +146,7 @@ def close_checkouts(db: Database, gateways: Gateways, args: dict[str, Any]) -> J
         except (GatewayUnavailable, GatewayTimeout) as exc:
             raise TransientError(f"checkout session {session_id} not closed: {exc}") from exc
         with db.transaction() as session:
-            found = _settle_closed(session, order_id, payment_id, gateway_id, state)
+            found = _settle_closed(session, order_id, payment_id, gateway_id, state, request_id)
         if found is None:
             continue
         paid += found.paid
@@ -170,7 +162,12 @@ class _Closed:
 
 
 def _settle_closed(
-    session: Session, order_id: str, payment_id: str, gateway_id: str, state: CheckoutState | None
+    session: Session,
+    order_id: str,
+    payment_id: str,
+    gateway_id: str,
+    state: CheckoutState | None,
+    request_id: str | None,
 ) -> _Closed | None:
     # The payment row before the order row: the order webhooks and payment tasks lock them in.
     payment = session.get(Payment, payment_id, with_for_update=True)
@@ -185,6 +182,7 @@ def _settle_closed(
             transaction_id=state.transaction_id,
             actor=f"gateway:{gateway_id}",
             reason="payment found when its checkout was closed",
+            request_id=request_id,
         )
         return _Closed(True, jobs)
     payment.state = FAILED

@@ -41,8 +41,8 @@ from services.ledger.book import (
     total_of,
 )
 from services.payments.confirmation import confirm_payment, set_payment_status
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.payments.gateways.registry import Gateways
 from services.payments.requests import not_payable_error
 
 
@@ -224,8 +224,12 @@ def _finish_unknown(db: Database, attempt: _Attempt, timeout: GatewayTimeout) ->
         return {"orderId": order.id, "paymentStatus": lifecycle.PAYMENT_PENDING, "transactionId": payment.id}
 
 
-def execute_payment(db: Database, gateways: Gateways, args: dict[str, Any]) -> dict[str, Any] | JobOutcome:
-    """Run one payment attempt at its gateway; safe to run again for the same attempt."""
+def execute_payment(
+    db: Database, gateways: Gateways, args: dict[str, Any], *, request_id: str | None = None
+) -> dict[str, Any] | JobOutcome:
+    """Run one payment attempt at its gateway; safe to run again for the same attempt.
+
+    ``request_id``: the request that queued the attempt, recorded on the history rows it writes."""
     started = _start(db, args["transactionId"])
     if isinstance(started, dict):
         return started
@@ -237,4 +241,4 @@ def execute_payment(db: Database, gateways: Gateways, args: dict[str, Any]) -> d
         raise TransientError(f"gateway unavailable: {exc}") from exc
     except GatewayTimeout as timeout:
         return _finish_unknown(db, started, timeout)
-    return _finish_success(db, started, gateway_txn, args.get("requestId"))
+    return _finish_success(db, started, gateway_txn, request_id)

@@ -35,8 +35,8 @@ from services.kernel.errors import ConcurrentUpdate
 from services.kernel.principal import SYSTEM
 from services.ledger.book import CHECKOUT, FAILED, PENDING
 from services.payments.confirmation import confirm_payment
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.payments.gateways.registry import Gateways
 
 log = logging.getLogger(__name__)
 

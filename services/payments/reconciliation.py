@@ -24,14 +24,15 @@ from sqlalchemy import select
 
 from models import Database, Job, Order, Payment
 from models.types import utcnow
+from services.jobs.kinds import PAYMENT
 from services.jobs.outbox import JobRef, add_job
 from services.jobs.states import FINISHED
 from services.kernel import lifecycle
 from services.kernel.principal import SYSTEM
-from services.ledger.book import CHECKOUT, FAILED, MAX_RECONCILE_ATTEMPTS, PAYMENT_TASK, PAYMENTS_QUEUE, PENDING
+from services.ledger.book import CHECKOUT, FAILED, MAX_RECONCILE_ATTEMPTS, PENDING
 from services.payments.confirmation import confirm_payment
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
+from services.payments.gateways.registry import Gateways
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,7 @@ def stale_pending_payments(db: Database, older_than: timedelta, limit: int = 100
                 continue
             job = add_job(
                 session,
-                job_type="payment",
-                task_name=PAYMENT_TASK,
-                queue=PAYMENTS_QUEUE,
+                PAYMENT,
                 args={"transactionId": payment.id},
                 owner=SYSTEM,
                 order_id=payment.order_id,

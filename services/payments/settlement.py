@@ -34,8 +34,8 @@ from models.types import utcnow
 from services.kernel.money import to_money
 from services.kernel.principal import Principal
 from services.ledger.book import CAPTURING_ACTIONS, REFUND, SUCCEEDED
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import GatewayError, LedgerEntry, SettlementUnsupported
+from services.payments.gateways.registry import Gateways
 
 MARGIN = timedelta(hours=1)
 CAPTURE, REFUND_KIND = "capture", "refund"

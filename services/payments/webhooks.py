@@ -30,14 +30,14 @@ from sqlalchemy.orm import Session
 from models import Database, Order, Payment, WebhookEvent
 from models.ids import new_id
 from models.types import utcnow
+from services.jobs.kinds import WEBHOOK
 from services.jobs.outbox import JobOutcome, JobRef, add_job
 from services.kernel import lifecycle
 from services.kernel.errors import ResourceNotFound, ServiceUnavailable, TransientError, WebhookRejected
 from services.kernel.money import to_money
 from services.kernel.principal import SYSTEM
-from services.ledger.book import CHECKOUT, FAILED, PAYMENTS_QUEUE, PENDING, SUCCEEDED
+from services.ledger.book import CHECKOUT, FAILED, PENDING, SUCCEEDED
 from services.payments.confirmation import confirm_payment
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import (
     CHECKOUT_COMPLETED,
     PAYMENT_FAILED,
@@ -50,10 +50,10 @@ from services.payments.gateways.base import (
     WebhookSignatureError,
 )
 from services.payments.gateways.events import normalize
+from services.payments.gateways.registry import Gateways
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_TASK = "payments.apply_webhook_event"
 RECEIVED, APPLIED, IGNORED, WAITING, DUPLICATE = "received", "applied", "ignored", "pending", "duplicate"
 REJECTED = "rejected"
 
@@ -201,7 +201,12 @@ def checkout_payment(
 
 
 def apply_event(
-    session: Session, gateway_id: str, event: GatewayEvent, looked_up: CheckoutState | None = None
+    session: Session,
+    gateway_id: str,
+    event: GatewayEvent,
+    looked_up: CheckoutState | None = None,
+    *,
+    request_id: str | None = None,
 ) -> Applied:
     """Apply a verified event in the caller's transaction; ``pending`` when its subject is not
     visible, ``rejected`` when it does not match (see the module docstring). ``looked_up`` is
@@ -232,6 +237,7 @@ def apply_event(
             transaction_id=event.transaction_id,
             actor=actor,
             reason="payment confirmed by gateway webhook",
+            request_id=request_id,
         )
         return Applied(APPLIED, jobs)
     if event.kind == PAYMENT_SUCCEEDED:
@@ -241,7 +247,13 @@ def apply_event(
         jobs: list[JobRef] = []
         if payment.action == CHECKOUT or payment.state == SUCCEEDED:
             jobs = confirm_payment(
-                session, order, payment, transaction_id=event.transaction_id, actor=actor, reason="payment confirmed"
+                session,
+                order,
+                payment,
+                transaction_id=event.transaction_id,
+                actor=actor,
+                reason="payment confirmed",
+                request_id=request_id,
             )
         # A direct attempt still pending is finished by its own task (same idempotency key).
         return Applied(APPLIED, jobs)
@@ -262,7 +274,13 @@ def apply_event(
 
 
 def receive_webhook(
-    db: Database, gateways: Gateways, gateway_id: str, payload: bytes, headers: Mapping[str, str]
+    db: Database,
+    gateways: Gateways,
+    gateway_id: str,
+    payload: bytes,
+    headers: Mapping[str, str],
+    *,
+    request_id: str | None = None,
 ) -> WebhookOutcome:
     """Verify and record one delivery; a redelivery of a known event id changes nothing."""
     if gateway_id not in gateways.ids():
@@ -292,7 +310,7 @@ def receive_webhook(
             )
             session.add(row)
             session.flush()
-            applied = _record(row, apply_event(session, gateway_id, event, looked_up))
+            applied = _record(row, apply_event(session, gateway_id, event, looked_up, request_id=request_id))
             jobs = list(applied.jobs)
             if row.state == WAITING:
                 jobs.append(_retry_job(session, row))
@@ -310,9 +328,7 @@ def receive_webhook(
 def _retry_job(session: Session, row: WebhookEvent) -> JobRef:
     return add_job(
         session,
-        job_type="webhook",
-        task_name=WEBHOOK_TASK,
-        queue=PAYMENTS_QUEUE,
+        WEBHOOK,
         args={"webhookEventId": row.id},
         owner=SYSTEM,
         order_id=row.order_id,
@@ -330,12 +346,16 @@ def _record(row: WebhookEvent, applied: Applied) -> Applied:
     return applied
 
 
-def _apply_stored(session: Session, row: WebhookEvent, looked_up: CheckoutState | None = None) -> Applied:
+def _apply_stored(
+    session: Session, row: WebhookEvent, looked_up: CheckoutState | None = None, *, request_id: str | None
+) -> Applied:
     row.attempts += 1
-    return _record(row, apply_event(session, row.gateway_id, normalize(row.payload), looked_up))
+    return _record(row, apply_event(session, row.gateway_id, normalize(row.payload), looked_up, request_id=request_id))
 
 
-def apply_waiting_event(db: Database, gateways: Gateways, args: dict[str, Any]) -> JobOutcome:
+def apply_waiting_event(
+    db: Database, gateways: Gateways, args: dict[str, Any], *, request_id: str | None = None
+) -> JobOutcome:
     """The retry job of a stored event: apply it, or retry later while its subject is not visible."""
     with db.reader() as session:
         stored = session.get(WebhookEvent, args["webhookEventId"])
@@ -346,14 +366,20 @@ def apply_waiting_event(db: Database, gateways: Gateways, args: dict[str, Any]) 
     with db.transaction() as session:
         row = session.get(WebhookEvent, args["webhookEventId"], with_for_update=True)
         assert row is not None
-        applied = Applied(row.state) if row.state != WAITING else _apply_stored(session, row, looked_up)
+        applied = (
+            Applied(row.state)
+            if row.state != WAITING
+            else _apply_stored(session, row, looked_up, request_id=request_id)
+        )
         event_id = row.event_id
     if applied.state == WAITING:
         raise TransientError(f"event {event_id}: the order or payment it names is not visible yet")
     return JobOutcome({"eventId": event_id, "state": applied.state}, send=applied.jobs)
 
 
-def apply_waiting_for(session: Session, *, order_id: str, checkout_session_id: str | None = None) -> list[JobRef]:
+def apply_waiting_for(
+    session: Session, *, order_id: str, checkout_session_id: str | None = None, request_id: str | None = None
+) -> list[JobRef]:
     """Apply events that waited for this order (or checkout session), in the caller's transaction;
     the jobs they queued, for the caller to send after commit."""
     conditions = [WebhookEvent.order_id == order_id]
@@ -362,7 +388,7 @@ def apply_waiting_for(session: Session, *, order_id: str, checkout_session_id: s
     jobs: list[JobRef] = []
     for condition in conditions:
         for row in session.scalars(select(WebhookEvent).where(condition, WebhookEvent.state == WAITING)):
-            jobs += _apply_stored(session, row).jobs
+            jobs += _apply_stored(session, row, request_id=request_id).jobs
     return jobs
 
 

@@ -20,8 +20,8 @@ from api.app import create_app
 from models import Payment, SandboxLedgerEntry, StatusHistory
 from models.types import utcnow
 from services.kernel.principal import SYSTEM
-from services.payments.gateways import Gateways
 from services.payments.gateways.base import GatewayDeclined
+from services.payments.gateways.registry import Gateways
 from services.payments.settlement import list_reports, previous_day
 from tests.integration.helpers import order_row, payments_of, place, wait_task
 from tests.support.polling import wait_for

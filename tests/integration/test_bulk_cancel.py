@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from models import Job, Offer, Order, Payment, SandboxLedgerEntry
 from services.changes import bulk_cancel
+from services.jobs.kinds import BULK_CANCEL, CANCEL_ORDER
 from services.jobs.machine import claim_job, finish_job
 from services.jobs.outbox import JobRef
 from services.jobs.views import get_job
@@ -175,8 +176,8 @@ def test_bulk_cancel_of_many_orders_with_two_worker_processes(
     with deps.db.reader() as session:
         child = session.scalar(select(Job.id).where(Job.parent_id == task_id, Job.order_id == paid[0]))
         version = session.get(Order, paid[0]).version
-    deps.sender.send(JobRef(child, bulk_cancel.CHILD_TASK, bulk_cancel.QUEUE))
-    deps.sender.send(JobRef(task_id, bulk_cancel.PARENT_TASK, bulk_cancel.QUEUE))
+    deps.sender.send(JobRef.of(CANCEL_ORDER, child))
+    deps.sender.send(JobRef.of(BULK_CANCEL, task_id))
 
     def ignored() -> bool:
         lines = [line for line in worker_log.read_text().splitlines() if "redelivery ignored" in line]

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import requests
 
+from api.links import PublicLinks
 from services.kernel.principal import SYSTEM
 from services.orders.placing import ItemRequest, PlacementPolicy, PlaceOrder, place_order
-from services.payments.gateways import webhook_secret
+from services.payments.gateways.registry import webhook_secret
 from services.payments.gateways.sandbox.gateway import SandboxGateway
 from tests.conftest import unique_customer
 from tests.integration.helpers import (
@@ -32,7 +33,9 @@ def checkout_location(client, order_id: str) -> str:
 
 def test_checkout_redirect_waits_for_the_session_then_303s(client, deps, settings, make_offer, worker):
     command = PlaceOrder(unique_customer(), [ItemRequest(make_offer(), 1, 99.99)], "credit_card", "stripe_1")
-    policy = PlacementPolicy(settings.currency, timedelta(minutes=30), frozenset(settings.gateways))
+    policy = PlacementPolicy(
+        settings.currency, timedelta(minutes=30), frozenset(settings.gateways), PublicLinks(settings.public_base_url)
+    )
     placed = place_order(deps.db, SYSTEM, command, policy)  # queued, not sent yet
     early = client.simulate_get(f"/api/orders/{placed.order.id}/checkout")  # public: a browser follows it
     assert early.status_code == 202 and early.headers["retry-after"] == "1", early.text

@@ -23,6 +23,7 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
+from api.links import PublicLinks
 from models import Database, Export, Job, Order
 from models.ids import new_id
 from services.exports import ExportPolicy, build_export, signing
@@ -337,16 +338,21 @@ def test_tampered_links_are_403(client, finished_export):
         assert result.status_code == 403 and error_code(result) == "FORBIDDEN", (params, result.text)
 
 
+def download_link(settings, export_id: str, expires_at: datetime) -> str:
+    """A genuinely signed download link (path and query) of ``export_id``."""
+    return signing.signed_link(PublicLinks("").export_file_url(export_id), settings.secret_key, export_id, expires_at)
+
+
 def test_expired_link_is_410(client, finished_export, settings):
     export_id = finished_export["result"]["exportId"]
     past = datetime.now(UTC) - timedelta(minutes=1)
-    result = client.simulate_get(signing.download_path(settings.secret_key, export_id, past))
+    result = client.simulate_get(download_link(settings, export_id, past))
     assert result.status_code == 410 and error_code(result) == "EXPORT_EXPIRED"
 
 
 def test_genuine_link_to_unknown_export_is_404(client, settings):
     future = datetime.now(UTC) + timedelta(hours=1)
-    result = client.simulate_get(signing.download_path(settings.secret_key, "exp_nothing", future))
+    result = client.simulate_get(download_link(settings, "exp_nothing", future))
     assert result.status_code == 404 and error_code(result) == "NOT_FOUND"
 
 
@@ -408,11 +414,14 @@ def policy_for(settings, **changes: Any) -> ExportPolicy:
 
 
 def build_args(customer: str, fmt: str, columns: list[str] = ALL) -> dict[str, Any]:
+    """An export job's args, as ``request_export`` writes them."""
+    export_id = new_id("exp")
     return {
-        "exportId": new_id("exp"),
+        "exportId": export_id,
         "format": fmt,
         "columns": columns,
         "filters": {"customerId": customer},
+        "fileUrl": PublicLinks("").export_file_url(export_id),
     }
 
 
@@ -487,7 +496,7 @@ def test_killed_build_leaves_nothing_served_and_a_rerun_starts_over(deps, settin
 def test_export_ids_and_paths_never_escape_the_directory(client, settings):
     future = datetime.now(UTC) + timedelta(hours=1)
     sneaky = "..%2F..%2Fetc%2Fpasswd"
-    result = client.simulate_get(signing.download_path(settings.secret_key, sneaky, future))
+    result = client.simulate_get(download_link(settings, sneaky, future))
     assert result.status_code == 404
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from api.links import PublicLinks
 from models.ids import new_id
 from services.exports import ExportPolicy
 from services.exports.service import build_export
-from services.payments.gateways import webhook_secret
+from services.payments.gateways.registry import webhook_secret
 from services.payments.gateways.signing import sign
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import error_code, no_writes, order_row, payments_of, place, wait_task
@@ -114,6 +115,7 @@ def test_export_to_the_end_of_time_includes_every_row(client, admin_headers, mak
         "format": "csv",
         "columns": ["id"],
         "filters": {"customerId": customer, "startDate": "0001-01-01", "endDate": "9999-12-31"},
+        "fileUrl": "/api/exports/exp_hostile/file",
     }
     result = build_export(deps.db, args, ExportPolicy.from_settings(settings), job_id=new_id("task"))
     assert result["rows"] == 1
@@ -180,7 +182,9 @@ def test_a_good_tag_beside_a_hostile_one_still_matches(client, admin_headers, ma
 @pytest.fixture(scope="module")
 def export_file(deps, settings) -> tuple[str, bytes]:
     """A finished export (built in process) and its bytes: (signed path, content)."""
-    args = {"exportId": new_id("exp"), "format": "csv", "columns": ["id", "status"], "filters": {}}
+    export_id = new_id("exp")
+    args = {"exportId": export_id, "format": "csv", "columns": ["id", "status"], "filters": {}}
+    args["fileUrl"] = PublicLinks(settings.public_base_url).export_file_url(export_id)
     result = build_export(deps.db, args, ExportPolicy.from_settings(settings), job_id=new_id("task"))
     url = result["downloadUrl"]
     return url[url.index("/api/") :], (settings.export_dir / f"{args['exportId']}.csv").read_bytes()

@@ -10,10 +10,10 @@ from falcon import testing
 from sqlalchemy import select
 
 from models import Job, Order, Payment, SandboxLedgerEntry, StatusHistory
+from services.jobs.kinds import PAYMENT
 from services.jobs.outbox import JobRef
 from services.kernel import lifecycle
 from services.kernel.principal import SYSTEM
-from services.ledger.book import PAYMENT_TASK, PAYMENTS_QUEUE
 from services.payments.execution import _call_gateway, _finish_success, _start
 from services.payments.requests import PaymentRequest, request_payment
 from tests.conftest import auth, unique_customer
@@ -455,7 +455,7 @@ def test_a_charge_that_lands_after_cancellation_is_refunded(client, admin_header
             .where(Payment.order_id == order_id, Payment.action == "refund")
         ).all()
     assert len(refund_jobs) == 1
-    deps.sender.send(JobRef(refund_jobs[0], PAYMENT_TASK, PAYMENTS_QUEUE))  # (else the relay)
+    deps.sender.send(JobRef.of(PAYMENT, refund_jobs[0]))  # (else the relay)
     wait_for(lambda: ledger_refunds(deps.db, order_id), timeout=30, what="the refund")
     assert ledger_refunds(deps.db, order_id) == [Decimal("30.00")]
     order = client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers).json

@@ -23,7 +23,7 @@ from models.ids import new_id
 from services.changes.transitions import change_status
 from services.kernel.principal import SYSTEM
 from services.payments.execution import execute_payment
-from services.payments.gateways import Gateways, webhook_secret
+from services.payments.gateways.registry import Gateways, webhook_secret
 from services.payments.gateways.signing import sign
 from services.payments.requests import PaymentRequest, request_payment
 from tests.integration.helpers import (

@@ -13,11 +13,11 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
-from models import Offer, Order, OrderItem, StatusHistory, WebhookEvent
+from models import Job, Offer, Order, OrderItem, StatusHistory, WebhookEvent
 from models.ids import new_id
 from models.types import utcnow
-from services.payments.checkout import CheckoutLinks, open_checkout
-from services.payments.gateways import Gateways, webhook_secret
+from services.payments.checkout import open_checkout
+from services.payments.gateways.registry import Gateways, webhook_secret
 from services.payments.gateways.signing import sign
 from tests.conftest import unique_customer
 from tests.integration.helpers import error_code, history_of, order_row, payments_of, place
@@ -28,7 +28,9 @@ URL = "/api/payments/webhooks/stripe_1"
 
 def genuine_session(deps, settings, order_id: str) -> str:
     """The order's hosted checkout session, opened as the checkout task opens it."""
-    open_checkout(deps.db, deps.gateways, CheckoutLinks(settings.public_base_url), {"orderId": order_id})
+    with deps.db.reader() as session:
+        args = session.scalar(select(Job.args).where(Job.order_id == order_id, Job.type == "checkout"))
+    open_checkout(deps.db, deps.gateways, args)  # the checkout task's work, run here
     [checkout] = payments_of(deps.db, order_id, checkout=True)
     return checkout.checkout_session_id
 

@@ -159,7 +159,7 @@ def test_signed_links_verify_and_refuse_tampering():
         signing.verify("other-secret", "exp_1", str(expires), signature, now)
     with pytest.raises(ExportExpired):
         signing.verify("s3cret", "exp_1", str(expires), signature, now + timedelta(hours=2))
-    path = signing.download_path("s3cret", "exp_1", now + timedelta(hours=1))
+    path = signing.signed_link("/api/exports/exp_1/file", "s3cret", "exp_1", now + timedelta(hours=1))
     assert path == f"/api/exports/exp_1/file?expires={expires}&signature={signature}"
 
 

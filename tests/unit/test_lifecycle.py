@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.changes.transitions import parse_if_match
+from api.preconditions import if_match_versions as parse_if_match
 from services.kernel import lifecycle
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from config.secret_key import ConfigError, load_or_create
 from config.settings import PROJECT_ROOT, Settings
-from services.payments.gateways import webhook_secret
+from services.payments.gateways.registry import webhook_secret
 
 OLD_DEFAULT = "dev-insecure-secret-change-me"
 
