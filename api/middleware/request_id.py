@@ -17,10 +17,14 @@ _SAFE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
 access_log = structlog.get_logger("api.access")
 
 
+def request_id_for(given: str | None) -> str:
+    """The client's ``X-Request-Id`` when it is sane, else a new id."""
+    return given if given and _SAFE.match(given) else new_id("req")
+
+
 class RequestIdMiddleware:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        given = req.get_header("X-Request-Id")
-        req.context.request_id = given if given and _SAFE.match(given) else new_id("req")
+        req.context.request_id = request_id_for(req.get_header("X-Request-Id"))
         req.context.started = time.perf_counter()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=req.context.request_id)
