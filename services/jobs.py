@@ -136,6 +136,18 @@ def get_job(db: Database, principal: Principal, job_id: str) -> JobView:
         return _view(job)
 
 
+def finished_among(db: Database, job_ids: Sequence[str]) -> set[str]:
+    """Which of ``job_ids`` have finished: one query for every ``Prefer: wait`` a process holds.
+
+    No authorization here: it only tells a waiting request when to look again through :func:`get_job`.
+    """
+    if not job_ids:
+        return set()
+    with db.reader() as session:
+        rows = session.execute(select(Job.id).where(Job.id.in_(list(job_ids)), Job.state.in_(FINISHED)))
+        return {row[0] for row in rows}
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: str
