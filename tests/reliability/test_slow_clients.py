@@ -208,10 +208,18 @@ def test_stalled_heads_and_bodies_are_answered_408_and_closed(settings, tmp_path
         body = socket.create_connection(("127.0.0.1", port), timeout=5)
         body.sendall(b"POST /api/orders HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-body-1\r\nContent-Length: 9\r\n\r\n{")
         silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+        # A kept-alive connection whose second head stalls is closed after ``keepalive`` (5 s).
+        kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while not first.endswith(b'{"status":"ok"}'):
+            first += kept.recv(65536)
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: a")
         deadline = time.monotonic() + 10
         answers = {name: _read_until_closed(sock, deadline) for name, sock in (("head", head), ("body", body))}
         assert _read_until_closed(silent, deadline) == b""  # nothing sent, nothing answered: just closed
-        for sock in (head, body, silent):
+        assert _read_until_closed(kept, deadline) == b""
+        for sock in (head, body, silent, kept):
             sock.close()
         assert _probe(base + "/healthz")[0] == 200
     finally:
