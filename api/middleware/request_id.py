@@ -11,6 +11,7 @@ from typing import Any
 import falcon
 import structlog
 
+from api.async_answer import deferred_answer
 from models.ids import new_id
 
 _SAFE = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
@@ -31,12 +32,21 @@ class RequestIdMiddleware:
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
         resp.set_header("X-Request-Id", req.context.request_id)
-        if logging.getLogger("api.access").isEnabledFor(logging.INFO):
-            access_log.info(
-                "request",
-                method=req.method,
-                path=req.path,
-                status=resp.status_code if hasattr(resp, "status_code") else resp.status,
-                ms=round((time.perf_counter() - req.context.started) * 1000, 2),
-            )
+        deferred = deferred_answer(req)
+        if deferred is not None:  # logged with the status the client gets, once the front's wait ends
+            deferred.finishers.append(lambda status, headers, body: self._log(req, status))
+        else:
+            self._log(req, resp.status_code if hasattr(resp, "status_code") else resp.status)
         structlog.contextvars.clear_contextvars()
+
+    @staticmethod
+    def _log(req: falcon.Request, status: int | str) -> None:
+        if logging.getLogger("api.access").isEnabledFor(logging.INFO):
+            with structlog.contextvars.bound_contextvars(request_id=req.context.request_id):
+                access_log.info(
+                    "request",
+                    method=req.method,
+                    path=req.path,
+                    status=status,
+                    ms=round((time.perf_counter() - req.context.started) * 1000, 2),
+                )
