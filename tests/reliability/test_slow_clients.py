@@ -231,3 +231,31 @@ def test_stalled_heads_and_bodies_are_answered_408_and_closed(settings, tmp_path
         assert b"content-type: application/json" in headers.lower(), (name, answer)
         assert json.loads(payload)["error"]["code"] == "REQUEST_TIMEOUT", (name, answer)
     assert json.loads(answers["body"].partition(b"\r\n\r\n")[2])["error"]["requestId"] == "slow-body-1"
+
+
+@pytest.mark.timeout(60)
+def test_connections_over_the_cap_get_a_503_envelope(settings, tmp_path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = start_web(settings, port, tmp_path / "web.log", workers=1, WEB_CONNECTIONS="5")
+    held: list[socket.socket] = []
+    try:
+        wait_ready(base)
+        for _ in range(5):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            held[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # a head left open
+        wait_for(lambda: _probe(base + "/healthz")[0] == 503, timeout=10, what="the cap to be reached")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+            answer = _read_until_closed(extra, time.monotonic() + 5)
+        for sock in held:
+            sock.close()
+        wait_for(lambda: _probe(base + "/healthz")[0] == 200, timeout=10, what="room again once they closed")
+    finally:
+        for sock in held:
+            sock.close()
+        stop_process(web)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 503 "), answer
+    headers, _, payload = rest.partition(b"\r\n\r\n")
+    assert b"retry-after: 5" in headers.lower() and b"content-type: application/json" in headers.lower()
+    assert json.loads(payload)["error"]["code"] == "SERVICE_UNAVAILABLE"
