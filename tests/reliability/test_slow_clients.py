@@ -9,6 +9,8 @@ Bounds: every probe answers 200 within ``PROBE_BOUND_SECONDS``; each scenario is
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -259,3 +261,37 @@ def test_connections_over_the_cap_get_a_503_envelope(settings, tmp_path) -> None
     headers, _, payload = rest.partition(b"\r\n\r\n")
     assert b"retry-after: 5" in headers.lower() and b"content-type: application/json" in headers.lower()
     assert json.loads(payload)["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+@pytest.mark.timeout(60)
+def test_on_sigterm_waiting_clients_get_their_202_at_once(settings, make_key, deps, tmp_path) -> None:
+    """A graceful stop does not sit out the waits (up to 30 s): waiting clients get the 202 and poll."""
+    ops = make_key("ops")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = start_web(settings, port, tmp_path / "web.log")
+    try:
+        wait_ready(base)
+        headers = {**auth(ops), "Prefer": "wait=30"}
+
+        def queued() -> int:
+            with deps.db.reader() as session:
+                return session.scalar(select(func.count()).select_from(Job).where(Job.owner_key_id == ops.id))
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            export = {"format": "csv"}
+            waiting = [
+                pool.submit(requests.post, base + "/api/orders/export", json=export, headers=headers, timeout=40)
+                for _ in range(3)
+            ]
+            wait_for(lambda: queued() == 3, timeout=10, what="the waiters to have queued their exports")
+            stopped_at = time.monotonic()
+            os.kill(web.pid, signal.SIGTERM)
+            answers = [future.result() for future in waiting]
+            answered_after = time.monotonic() - stopped_at
+        web.wait(20)
+    finally:
+        stop_process(web)
+    assert [answer.status_code for answer in answers] == [202, 202, 202]
+    assert answered_after < 5, answered_after
+    assert web.returncode == 0
