@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from api.async_answer import WAIT_OFFLOAD_KEY, WaitOffload
+from api.async_answer import WAIT_OFFLOAD_KEY, DeferredAnswer, WaitOffload
 from api.errors import protocol_error
 from api.middleware.request_id import request_id_for
 from api.serving.waits import JobWaits
@@ -141,9 +141,9 @@ class Front:
         if body.over_limit:
             await _drain(receive)
 
-    async def _waited(self, deferred: Any, response: _Response) -> _Response:
+    async def _waited(self, deferred: DeferredAnswer, response: _Response) -> _Response:
         loop = asyncio.get_running_loop()
-        held = {}
+        held: dict[str, str] = {}
         for name, value in response.headers:
             key = name.lower()
             held[key] = f"{held[key]}, {value}" if key in held else value
