@@ -5,12 +5,25 @@ job row for up to N seconds. When the task finishes in time the answer is what a
 call would have given (200 with the result, or the task's error status and envelope) with
 ``Preference-Applied: wait=N``; otherwise the usual 202. Every async endpoint answers through
 :func:`answer_job`.
+
+Served by the asyncio front (``api/serving``), the wait holds no request thread: the front puts a
+:class:`WaitOffload` in the WSGI environ, :func:`answer_job` looks at the job once, and when it
+has not finished yet it hands a :class:`DeferredAnswer` to the front instead of polling. The
+request thread then finishes the request as a 202 that is held back, not sent; the front awaits
+the job on its event loop and calls :meth:`DeferredAnswer.answer` (off the loop) for the response
+the client gets: the same one the synchronous wait would have given. Middleware that records the
+response (idempotency, metrics) registers a finisher on the deferred answer instead, so it
+records what the client got. Without a front (Falcon's test client, any WSGI server) nothing
+changes: the request thread polls.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import falcon
 
@@ -21,6 +34,15 @@ from services.kernel.principal import Principal
 
 MAX_WAIT_SECONDS = 30
 POLL_AFTER_SECONDS = 1
+# The WSGI environ key under which a server that can wait off-thread puts its WaitOffload.
+WAIT_OFFLOAD_KEY = "orders.wait_offload"
+# Headers of the held-back 202 that the final answer does not keep.
+_ACCEPTED_ONLY = frozenset({"location", "retry-after", "content-type", "content-length"})
+
+log = logging.getLogger(__name__)
+
+# Called once the client's response is known: (status code, headers, body).
+Finisher = Callable[[int, dict[str, str], bytes], None]
 _WAIT = re.compile(r'^\s*wait\s*=\s*"?(\d{1,6})"?\s*$', re.IGNORECASE)
 
 
@@ -48,27 +70,84 @@ def wait_for_job(db: Database, principal: Principal, job_id: str, seconds: float
         interval = min(interval * 1.5, 0.25)
 
 
+@dataclass
+class DeferredAnswer:
+    """A ``Prefer: wait`` the front waits out on its event loop; the held-back 202 stands in."""
+
+    req: falcon.Request
+    resp_options: falcon.ResponseOptions
+    db: Database
+    job_id: str
+    wait: int
+    deadline: float  # time.monotonic() when the wait runs out
+    finishers: list[Finisher] = field(default_factory=list)
+
+    def answer(self, status: int, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The response for the client, given the held-back 202; runs the finishers. Blocking (DB).
+
+        The job's outcome when it finished by now (as :func:`answer_job` renders it), else the 202.
+        """
+        try:
+            job = get_job(self.db, self.req.context.principal, self.job_id)
+            if job.finished:
+                final = falcon.Response(options=self.resp_options)
+                _render_finished(self.req, final, job, self.wait, self.job_id)
+                kept = {name: value for name, value in headers.items() if name.lower() not in _ACCEPTED_ONLY}
+                status, headers, body = final.status_code, {**kept, **final.headers}, final.render_body() or b""
+        except Exception:
+            log.exception("rendering a waited-for task failed; answering 202", extra={"task_id": self.job_id})
+        for finish in self.finishers:
+            try:
+                finish(status, headers, body)
+            except Exception:
+                log.exception("a finisher of a waited-for answer failed")
+        return status, headers, body
+
+
+class WaitOffload:
+    """Put in the environ (``WAIT_OFFLOAD_KEY``) by a server that waits for jobs off-thread."""
+
+    def __init__(self) -> None:
+        self.deferred: DeferredAnswer | None = None
+
+
+def deferred_answer(req: falcon.Request) -> DeferredAnswer | None:
+    """The answer this request handed to the front to wait for, if it did."""
+    offload = req.env.get(WAIT_OFFLOAD_KEY)
+    return offload.deferred if offload is not None else None
+
+
+def _render_finished(req: falcon.Request, resp: falcon.Response, job: JobView, wait: int, job_id: str) -> None:
+    resp.set_header("Preference-Applied", f"wait={wait}")
+    if job.state == "succeeded":
+        resp.status = falcon.HTTP_200
+        resp.media = job.result
+    else:
+        error = job.error or {}
+        write_error(
+            req,
+            resp,
+            error.get("code", "INTERNAL_ERROR"),
+            error.get("message", "The task failed."),
+            error.get("details"),
+        )
+    resp.set_header("Content-Location", f"/api/tasks/{job_id}")
+
+
 def answer_job(req: falcon.Request, resp: falcon.Response, db: Database, job_id: str) -> None:
     """Render the answer of a request that queued ``job_id`` (message already sent)."""
     resp.append_header("Vary", "Prefer")
     wait = preferred_wait(req.get_header("Prefer"))
     if wait:
-        job = wait_for_job(db, req.context.principal, job_id, wait)
+        offload: WaitOffload | None = req.env.get(WAIT_OFFLOAD_KEY)
+        if offload is None:
+            job = wait_for_job(db, req.context.principal, job_id, wait)
+        else:
+            job = get_job(db, req.context.principal, job_id)
+            if not job.finished:
+                offload.deferred = DeferredAnswer(req, resp.options, db, job_id, wait, time.monotonic() + wait)
         if job.finished:
-            resp.set_header("Preference-Applied", f"wait={wait}")
-            if job.state == "succeeded":
-                resp.status = falcon.HTTP_200
-                resp.media = job.result
-            else:
-                error = job.error or {}
-                write_error(
-                    req,
-                    resp,
-                    error.get("code", "INTERNAL_ERROR"),
-                    error.get("message", "The task failed."),
-                    error.get("details"),
-                )
-            resp.set_header("Content-Location", f"/api/tasks/{job_id}")
+            _render_finished(req, resp, job, wait, job_id)
             return
     resp.status = falcon.HTTP_202
     resp.location = f"/api/tasks/{job_id}"

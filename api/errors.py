@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_CODE: dict[str, int] = {
     "VALIDATION_ERROR": 400,
+    "BAD_REQUEST": 400,
     "INVALID_QUERY": 400,
     "INVALID_STATUS": 400,
     "INVALID_SIGNATURE": 400,
@@ -36,15 +37,31 @@ STATUS_BY_CODE: dict[str, int] = {
     "TASK_NOT_FOUND": 404,
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
+    "REQUEST_TIMEOUT": 408,
     "IDEMPOTENCY_KEY_IN_USE": 409,
     "EXPORT_EXPIRED": 410,
     "PRECONDITION_FAILED": 412,
     "PAYLOAD_TOO_LARGE": 413,
+    "URI_TOO_LONG": 414,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "RANGE_NOT_SATISFIABLE": 416,
     "IDEMPOTENCY_KEY_REUSED": 422,
+    "HEADERS_TOO_LARGE": 431,
     "INTERNAL_ERROR": 500,
+    "NOT_IMPLEMENTED": 501,
     "SERVICE_UNAVAILABLE": 503,
+}
+
+# What the HTTP server itself answers before a request reaches the app (api/serving): a request it
+# cannot parse, one over a size limit, one whose head or body does not arrive in time.
+CODE_BY_PROTOCOL_STATUS: dict[int, tuple[str, str]] = {
+    400: ("BAD_REQUEST", "The request is not valid HTTP/1.1"),
+    408: ("REQUEST_TIMEOUT", "The request did not arrive in time"),
+    413: ("PAYLOAD_TOO_LARGE", "The request body is over the limit"),
+    414: ("URI_TOO_LONG", "The request line is over the limit"),
+    431: ("HEADERS_TOO_LARGE", "A request header, or the number of headers, is over the limit"),
+    501: ("NOT_IMPLEMENTED", "The request uses a transfer coding the server does not implement"),
+    503: ("SERVICE_UNAVAILABLE", "The server is at its connection limit; retry later"),
 }
 
 CODE_BY_FALCON_STATUS: dict[int, str] = {
@@ -75,14 +92,24 @@ def status_for(code: str) -> int:
 
 
 def envelope(req: falcon.Request, code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": code,
-            "message": message,
-            "details": details or [],
-            "requestId": getattr(req.context, "request_id", None),
-        }
-    }
+    return bare_envelope(code, message, details, getattr(req.context, "request_id", None))
+
+
+def bare_envelope(code: str, message: str, details: list[Any] | None, request_id: str | None) -> dict[str, Any]:
+    """The envelope without a Falcon request (the HTTP server's own answers)."""
+    return {"error": {"code": code, "message": message, "details": details or [], "requestId": request_id}}
+
+
+def protocol_error(status: int, detail: str | None, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of an answer the HTTP server gives itself (never HTML)."""
+    fallback = ("BAD_REQUEST", "The request was refused") if status < 500 else ("INTERNAL_ERROR", "An error occurred")
+    code, message = CODE_BY_PROTOCOL_STATUS.get(status, fallback)
+    details = [{"reason": detail[:200]}] if detail else []
+    body = dumps(bare_envelope(code, message, details, request_id))
+    headers = [("Content-Type", falcon.MEDIA_JSON), ("X-Request-Id", request_id)]
+    if code == "SERVICE_UNAVAILABLE":
+        headers.append(("Retry-After", str(RETRY_AFTER_SECONDS)))
+    return status, headers, body
 
 
 def write_error(

@@ -68,7 +68,7 @@ class Options:
     round_trips: int = 200  # sequential submissions for round-trip workloads
     rows: int = 1_000_000  # orders loaded for the list and export workloads (--quick: 50,000)
     web_workers: int = 2  # gunicorn processes (the Procfile's default WEB_CONCURRENCY)
-    web_threads: int = 8  # gthread threads per process (the Procfile's default WEB_THREADS)
+    web_threads: int = 8  # request threads per process (the Procfile's default WEB_THREADS)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ through the driver), at a million orders.
 
 For each database: load N orders quickly (PostgreSQL ``COPY``; SQLite one ``executemany``
 transaction) into a fresh, migrated database (``--reuse`` keeps an already loaded one), start the
-API under gunicorn (``config/gunicorn.py``: gthread), then for each scenario
+API under gunicorn (``config/gunicorn.py``: the asyncio front), then for each scenario
 
 1. a page of 50 filtered by status, ordered by createdAt desc (with its count);
 2. a customer's orders, asked with that customer's key (scoping + auth included);

@@ -66,6 +66,10 @@ class Settings:
     currency: str = "USD"
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     max_body_bytes: int = 1024 * 1024
+    # The web front (api/serving) drops a connection whose request head (line + headers) has not
+    # arrived this long after it opened, and answers 408 to a body not received in full in time.
+    request_head_timeout_seconds: float = 10.0
+    request_body_timeout_seconds: float = 30.0
     payment_window_seconds: int = 30 * 60
     idempotency_ttl_seconds: int = 24 * 3600
     admin_api_key: str | None = None
@@ -135,6 +139,12 @@ class Settings:
             currency=env.get("CURRENCY", base.currency).upper(),
             cors_origins=_env_list(env, "CORS_ORIGINS", base.cors_origins),
             max_body_bytes=_env_int(env, "MAX_BODY_BYTES", base.max_body_bytes),
+            request_head_timeout_seconds=_env_float(
+                env, "REQUEST_HEAD_TIMEOUT_SECONDS", base.request_head_timeout_seconds
+            ),
+            request_body_timeout_seconds=_env_float(
+                env, "REQUEST_BODY_TIMEOUT_SECONDS", base.request_body_timeout_seconds
+            ),
             payment_window_seconds=_env_int(env, "PAYMENT_WINDOW_SECONDS", base.payment_window_seconds),
             idempotency_ttl_seconds=_env_int(env, "IDEMPOTENCY_TTL_SECONDS", base.idempotency_ttl_seconds),
             admin_api_key=env.get("ADMIN_API_KEY") or None,

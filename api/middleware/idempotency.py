@@ -11,6 +11,7 @@ from typing import Any
 
 import falcon
 
+from api.async_answer import deferred_answer
 from models import Database
 from services.access import idempotency
 from services.access.idempotency import StoredResponse
@@ -51,15 +52,23 @@ class IdempotencyMiddleware:
         record_id = getattr(req.context, "idempotency_record", None)
         if record_id is None:
             return
-        status = resp.status_code
+        deferred = deferred_answer(req)
+        if deferred is not None:
+            # The front waits for the task: the key stays in flight (409 to a concurrent retry, as
+            # during a synchronous wait) and the answer the client gets is stored once it is known.
+            deferred.finishers.append(lambda status, headers, body: self._store(record_id, status, headers, body))
+            return
+        self._store(record_id, resp.status_code, resp.headers, resp.render_body() or b"")
+
+    def _store(self, record_id: str, status: int, headers: dict[str, str], body: bytes) -> None:
         if status >= 500 or status in NOT_STORED:
             idempotency.release(self.db, record_id)
             return
-        body = resp.render_body()
-        headers = {name: resp.get_header(name) for name in REPLAYED_HEADERS if resp.get_header(name)}
-        headers["Content-Type"] = resp.content_type or falcon.MEDIA_JSON
+        by_name = {name.lower(): value for name, value in headers.items()}
+        kept = {name: by_name[name.lower()] for name in REPLAYED_HEADERS if by_name.get(name.lower())}
+        kept["Content-Type"] = by_name.get("content-type") or falcon.MEDIA_JSON
         idempotency.complete(
             self.db,
             record_id,
-            StoredResponse(status=status, body=body.decode() if body else None, headers=headers),
+            StoredResponse(status=status, body=body.decode() if body else None, headers=kept),
         )

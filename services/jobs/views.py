@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import select
 
 from models import Database, Job
 from services.jobs.states import FINISHED
@@ -52,3 +55,15 @@ def get_job(db: Database, principal: Principal, job_id: str) -> JobView:
         if job is None or not principal.can_see_customer(job.owner_customer_id):
             raise TaskNotFound(details=[{"taskId": job_id}])
         return _view(job)
+
+
+def finished_among(db: Database, job_ids: Sequence[str]) -> set[str]:
+    """Which of ``job_ids`` have finished: one query for every ``Prefer: wait`` a process holds.
+
+    No authorization here: it only tells a waiting request when to look again through :func:`get_job`.
+    """
+    if not job_ids:
+        return set()
+    with db.reader() as session:
+        rows = session.execute(select(Job.id).where(Job.id.in_(list(job_ids)), Job.state.in_(FINISHED)))
+        return {row[0] for row in rows}

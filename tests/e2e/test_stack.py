@@ -175,6 +175,93 @@ def test_the_deployment_made_its_own_secret_and_the_old_default_forges_nothing(s
     assert forged.status_code == 400 and forged.json()["error"]["code"] == "INVALID_SIGNATURE", forged.text
 
 
+def _raw(stack: Stack, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library would send these) and read the whole answer."""
+    port = int(stack.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def _assert_envelope(answer: tuple[int, dict[str, str], bytes], status: int, code: str) -> None:
+    got_status, headers, body = answer
+    assert got_status == status, answer
+    assert headers["content-type"] == "application/json", headers
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"] and error["requestId"] == headers["x-request-id"], error
+
+
+def test_the_server_answers_oversized_and_malformed_requests_with_the_envelope(stack: Stack) -> None:
+    long_line = b"GET /api/orders?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    _assert_envelope(_raw(stack, long_line), 414, "URI_TOO_LONG")
+    huge_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"a" * 9000 + b"\r\n\r\n"
+    _assert_envelope(_raw(stack, huge_header), 431, "HEADERS_TOO_LARGE")
+    many_headers = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: 1\r\n" % n for n in range(101)) + b"\r\n"
+    _assert_envelope(_raw(stack, many_headers), 431, "HEADERS_TOO_LARGE")
+    _assert_envelope(_raw(stack, b"NOT HTTP AT ALL\r\n\r\n"), 400, "BAD_REQUEST")
+    # The same limits through an ordinary client library.
+    too_long = requests.get(stack.url("/api/orders?$filter=" + "a" * 9000), headers=stack.headers, timeout=10)
+    assert too_long.status_code == 414 and too_long.json()["error"]["code"] == "URI_TOO_LONG"
+
+
+def _chunked(data: bytes, size: int = 1000):
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def test_chunked_request_bodies_are_read_and_bounded(stack: Stack) -> None:
+    offer_id = _put_offer(stack, stock=5)
+    body = json.dumps(_order(offer_id)).encode()
+    headers = {**stack.headers, "Content-Type": "application/json"}
+    # A generator body makes requests send Transfer-Encoding: chunked, with no Content-Length.
+    created = requests.post(stack.url("/api/orders"), data=_chunked(body), headers=headers, timeout=10)
+    assert created.request.headers.get("Transfer-Encoding") == "chunked"
+    assert created.status_code == 201, created.text
+    assert created.json()["totalAmount"] == 99.99
+
+    invalid = requests.post(stack.url("/api/orders"), data=_chunked(b'{"customerId": 5}'), headers=headers, timeout=10)
+    assert invalid.status_code == 400, invalid.text
+    assert invalid.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert {"items"} <= {detail["field"] for detail in invalid.json()["error"]["details"]}, invalid.text
+
+    oversized = b'{"pad": "' + b"a" * (1024 * 1024) + b'"}'
+    refused = requests.post(stack.url("/api/orders"), data=_chunked(oversized, 65536), headers=headers, timeout=20)
+    assert refused.status_code == 413, refused.text
+    assert refused.headers["Content-Type"] == "application/json"
+    assert refused.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    refused = requests.post(stack.url("/api/orders"), data=oversized, headers=headers, timeout=20)  # Content-Length
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_prefer_wait_answers_the_tasks_outcome_and_replays_it(stack: Stack) -> None:
+    offer_id = _put_offer(stack, stock=5)
+    order = requests.post(stack.url("/api/orders"), json=_order(offer_id), headers=stack.headers, timeout=10).json()
+    payment = {
+        "orderId": order["orderId"],
+        "action": "process",
+        "paymentDetails": {"method": "credit_card", "token": "tok_visa", "amount": 99.99},
+    }
+    headers = {**stack.headers, "Prefer": "wait=20", "Idempotency-Key": "e2e-wait-" + secrets.token_hex(4)}
+    paid = requests.post(stack.url("/api/orders/payment"), json=payment, headers=headers, timeout=30)
+    assert paid.status_code == 200, paid.text
+    assert paid.headers["Preference-Applied"] == "wait=20"
+    assert paid.headers["Content-Location"].startswith("/api/tasks/task_")
+    assert "Location" not in paid.headers and "Retry-After" not in paid.headers
+    assert paid.headers["X-Request-Id"] and "Prefer" in paid.headers["Vary"]
+    assert paid.json()["paymentStatus"] == "completed"
+
+    replayed = requests.post(stack.url("/api/orders/payment"), json=payment, headers=headers, timeout=30)
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == paid.json()
+    assert replayed.headers["Preference-Applied"] == "wait=20"
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
