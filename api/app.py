@@ -36,6 +36,7 @@ from api.resources.tasks import TaskResource
 from config.logging import configure_logging
 from config.settings import Settings
 from models import Database
+from services.access.keys import KeyCache
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 
@@ -50,6 +51,7 @@ def build_deps(settings: Settings) -> Deps:
             settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
         ),
         gateways=Gateways(settings, db),
+        keys=KeyCache(settings.api_key_cache_seconds),
     )
 
 
@@ -63,7 +65,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             CORSMiddleware(settings.cors_origins),
             BodyLimitMiddleware(settings.max_body_bytes),
             NulParamsMiddleware(),
-            AuthMiddleware(deps.db),
+            AuthMiddleware(deps.db, deps.keys),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
         ]
     )

@@ -8,6 +8,7 @@ import redis
 
 from config.settings import Settings
 from models import Database
+from services.access.keys import KeyCache
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import TaskSender
 
@@ -19,3 +20,4 @@ class Deps:
     sender: TaskSender
     broker: redis.Redis
     gateways: Gateways
+    keys: KeyCache

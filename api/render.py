@@ -11,8 +11,8 @@ from services.jobs.views import JobView
 from services.orders.listing import OrderPage, OrderRow
 from services.orders.metrics import Figures, MetricsView
 from services.orders.offers import OfferView
-from services.orders.placing import OrderView
 from services.orders.query.fields import FIELDS
+from services.orders.views import OrderView
 from services.payments.settlement import ReportView
 
 

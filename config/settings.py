@@ -72,6 +72,9 @@ class Settings:
     request_body_timeout_seconds: float = 30.0
     payment_window_seconds: int = 30 * 60
     idempotency_ttl_seconds: int = 24 * 3600
+    # An API key revoked on another process or host stops working within this many seconds
+    # (each process remembers authenticated keys this long instead of asking the database per request).
+    api_key_cache_seconds: float = 5.0
     admin_api_key: str | None = None
     # Never a constant: built directly (tests, benchmarks) a Settings gets a random key of its own;
     # from_env reads SECRET_KEY or the development key file (config/secret_key.py).
@@ -147,6 +150,7 @@ class Settings:
             ),
             payment_window_seconds=_env_int(env, "PAYMENT_WINDOW_SECONDS", base.payment_window_seconds),
             idempotency_ttl_seconds=_env_int(env, "IDEMPOTENCY_TTL_SECONDS", base.idempotency_ttl_seconds),
+            api_key_cache_seconds=_env_float(env, "API_KEY_CACHE_SECONDS", base.api_key_cache_seconds),
             admin_api_key=env.get("ADMIN_API_KEY") or None,
             secret_key=secret_key,
             app_env=app_env,

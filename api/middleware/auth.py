@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from models import Database
-from services.access.keys import authenticate
+from services.access.keys import KeyCache
 
 
 def bearer_secret(req: falcon.Request) -> str | None:
@@ -19,8 +19,9 @@ def bearer_secret(req: falcon.Request) -> str | None:
 
 
 class AuthMiddleware:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: KeyCache) -> None:
         self.db = db
+        self.keys = keys
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
@@ -28,4 +29,4 @@ class AuthMiddleware:
         req.context.principal = None
         if resource is None or getattr(resource, "public", False) or req.method == "OPTIONS":
             return
-        req.context.principal = authenticate(self.db, bearer_secret(req))
+        req.context.principal = self.keys.authenticate(self.db, bearer_secret(req))

@@ -35,4 +35,5 @@ class KeyResource:
         """Revoke a key; it stops working at once."""
         req.context.principal.require_role("admin")
         revoke_key(self.deps.db, key_id)
+        self.deps.keys.forget(key_id)
         resp.status = falcon.HTTP_204

@@ -27,7 +27,8 @@ from config.metrics import ORDERS_CREATED
 from services.kernel.errors import InvalidQuery
 from services.orders.listing import ListOrders, list_orders
 from services.orders.metrics import MetricsQuery, order_metrics
-from services.orders.placing import ItemRequest, PlacementPolicy, PlaceOrder, get_order, place_order
+from services.orders.placing import ItemRequest, PlacementPolicy, PlaceOrder, place_order
+from services.orders.reading import get_order
 
 
 class OrdersResource:

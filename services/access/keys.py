@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -84,3 +88,44 @@ def revoke_key(db: Database, key_id: str) -> None:
         )
         if result.rowcount == 0:
             raise ResourceNotFound("API key does not exist or is already revoked.")
+
+
+class KeyCache:
+    """Recently authenticated keys of this process: digest → principal, for ``ttl`` seconds.
+
+    Every request carries a key, so looking it up in the database each time costs a round trip
+    per request. A key revoked in this process is forgotten at once; one revoked elsewhere (another
+    process or host) stops working within ``ttl`` seconds, the bound this cache trades for it.
+    Unknown keys are not cached (each refusal asks the database again).
+    """
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def authenticate(self, db: Database, secret: str | None) -> Principal:
+        """Like :func:`authenticate`, from the cache while the entry is fresh."""
+        if not secret or self.ttl <= 0:
+            return authenticate(db, secret)
+        key = digest(secret)
+        now = self._clock()
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        principal = authenticate(db, secret)
+        with self._lock:
+            self._entries[key] = (principal, now + self.ttl)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return principal
+
+    def forget(self, key_id: str) -> None:
+        """Drop a key revoked here, so this process refuses it from the next request on."""
+        with self._lock:
+            for cached_digest in [d for d, (principal, _) in self._entries.items() if principal.key_id == key_id]:
+                del self._entries[cached_digest]

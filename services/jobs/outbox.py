@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Job
@@ -50,7 +50,30 @@ class JobOutcome:
     finished: bool = True
 
 
-def _row(
+JOB_ROW_COLUMNS = frozenset(
+    {
+        "id",
+        "type",
+        "task_name",
+        "queue",
+        "args",
+        "owner_key_id",
+        "owner_customer_id",
+        "order_id",
+        "parent_id",
+        "state",
+        "progress_current",
+        "progress_total",
+        "request_id",
+        "send_count",
+        "attempts",
+        "created_at",
+        "expires_at",
+    }
+)
+
+
+def job_row(
     kind: JobKind,
     *,
     args: dict[str, Any],
@@ -98,7 +121,7 @@ def add_job(
     progress_total: int = 0,
 ) -> JobRef:
     """Insert a ``queued`` job of ``kind`` in the caller's transaction."""
-    row = _row(
+    row = job_row(
         kind,
         args=args,
         owner=owner,
@@ -110,6 +133,34 @@ def add_job(
         now=utcnow(),
     )
     session.add(Job(**row))
+    return JobRef.of(kind, row["id"])
+
+
+INSERT_JOB = insert(Job.__table__)
+
+
+def insert_job(
+    conn: Connection,
+    kind: JobKind,
+    *,
+    args: dict[str, Any],
+    owner: Principal,
+    order_id: str | None = None,
+    request_id: str | None = None,
+    customer_id: str | None = None,
+    now: datetime | None = None,
+) -> JobRef:
+    """:func:`add_job` for use cases written in Core: one INSERT on the caller's connection."""
+    row = job_row(
+        kind,
+        args=args,
+        owner=owner,
+        order_id=order_id,
+        request_id=request_id,
+        customer_id=customer_id,
+        now=now or utcnow(),
+    )
+    conn.execute(INSERT_JOB, row)
     return JobRef.of(kind, row["id"])
 
 
@@ -134,7 +185,7 @@ def add_children(
     session.flush()  # the parent row first (children name it)
     now = utcnow()
     rows = [
-        _row(
+        job_row(
             kind,
             args=child.args,
             owner=owner,

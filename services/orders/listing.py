@@ -20,11 +20,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from models import Database, Order, OrderItem
 from services.kernel.errors import InvalidQuery
 from services.kernel.principal import Principal
-from services.orders.placing import ItemView
 from services.orders.query import paging
 from services.orders.query.fields import FIELDS
 from services.orders.query.filter import compile_filter
 from services.orders.query.orderby import OrderBy, compile_orderby
+from services.orders.views import ItemView
 
 DEFAULT_TOP = 50
 MAX_TOP = 1000

@@ -1,4 +1,4 @@
-"""Placing and reading orders.
+"""Placing orders.
 
 Placing an order is one transaction: validate offers and prices, reserve stock with one
 conditional UPDATE per offer (the database decides, so concurrent buyers can never oversell),
@@ -9,30 +9,31 @@ sent by the caller after commit.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import BindParameter, Connection, Insert, Table, bindparam, insert, select, update
 
-from models import Database, Offer, Order, OrderItem, StatusHistory
+from models import Database, Job, Offer, Order, OrderItem, StatusHistory
 from models.ids import new_id
 from models.types import utcnow
 from services.jobs.kinds import CHECKOUT
-from services.jobs.outbox import JobRef, add_job
+from services.jobs.outbox import INSERT_JOB as _INSERT_JOB
+from services.jobs.outbox import JOB_ROW_COLUMNS, JobRef, job_row
 from services.kernel import lifecycle
 from services.kernel.errors import (
     Forbidden,
     InsufficientInventory,
     OfferNotFound,
-    OrderNotFound,
     PriceMismatch,
     ValidationFailed,
 )
 from services.kernel.money import MAX_AMOUNT, to_money
 from services.kernel.principal import Principal
+from services.orders.views import ItemView, OrderView
 
 
 @dataclass(frozen=True)
@@ -70,80 +71,89 @@ class PlacementPolicy:
 
 
 @dataclass(frozen=True)
-class ItemView:
-    id: str
-    offer_id: str
-    quantity: int
-    price: Decimal
-    status: str
-
-
-@dataclass(frozen=True)
-class HistoryView:
-    from_status: str | None
-    to_status: str
-    reason: str | None
-    actor: str
-    request_id: str | None
-    version: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class OrderView:
-    id: str
-    customer_id: str
-    status: str
-    payment_status: str
-    payment_method: str
-    payment_gateway_id: str
-    total_amount: Decimal
-    currency: str
-    version: int
-    hold_expires_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    items: list[ItemView]
-    history: list[HistoryView] | None = field(default=None)
-
-
-@dataclass(frozen=True)
 class PlacedOrder:
     order: OrderView
     checkout_job: JobRef
 
 
-def _item_view(item: OrderItem) -> ItemView:
-    return ItemView(item.id, item.offer_id, item.quantity, item.price, item.status)
-
-
-def order_view(order: Order, items: list[OrderItem], history: list[StatusHistory] | None = None) -> OrderView:
-    return OrderView(
-        id=order.id,
-        customer_id=order.customer_id,
-        status=order.status,
-        payment_status=order.payment_status,
-        payment_method=order.payment_method,
-        payment_gateway_id=order.payment_gateway_id,
-        total_amount=order.total_amount,
-        currency=order.currency,
-        version=order.version,
-        hold_expires_at=order.hold_expires_at,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-        items=[_item_view(item) for item in items],
-        history=None
-        if history is None
-        else [
-            HistoryView(h.from_status, h.to_status, h.reason, h.actor, h.request_id, h.version, h.created_at)
-            for h in history
-        ],
+# Placement's statements, built once (SQLAlchemy Core on the tables; no ORM unit of work).
+_OFFERS, _ORDERS, _ITEMS, _HISTORY = Offer.__table__, Order.__table__, OrderItem.__table__, StatusHistory.__table__
+_JOBS = Job.__table__
+_READ_OFFERS = select(_OFFERS.c.id, _OFFERS.c.price, _OFFERS.c.currency).where(
+    _OFFERS.c.id.in_(bindparam("offer_ids", expanding=True))
+)
+_INSERT_ORDER = insert(_ORDERS)
+_INSERT_ITEMS = insert(_ITEMS)
+_INSERT_HISTORY = insert(_HISTORY)
+# The hot row: one conditional UPDATE per offer; the database decides, so no buyer can oversell,
+# and the price and currency the order was priced at must still be the offer's.
+_RESERVE = (
+    update(_OFFERS)
+    .where(
+        _OFFERS.c.id == bindparam("offer"),
+        _OFFERS.c.price == bindparam("expected_price", type_=_OFFERS.c.price.type),
+        _OFFERS.c.currency == bindparam("expected_currency"),
+        _OFFERS.c.stock_available >= bindparam("wanted"),
     )
+    .values(
+        stock_available=_OFFERS.c.stock_available - bindparam("wanted"),
+        stock_reserved=_OFFERS.c.stock_reserved + bindparam("wanted"),
+        updated_at=bindparam("now", type_=_OFFERS.c.updated_at.type),
+    )
+)
+_READ_STOCK = select(_OFFERS.c.stock_available).where(_OFFERS.c.id == bindparam("offer"))
+MAX_ITEMS = 100  # the create schema's limit: one combined statement is built per item count
 
 
-def _check_offers(session: Session, wanted: list[ItemRequest], currency: str) -> dict[str, Offer]:
+def _bound(table: Table, prefix: str, names: list[str]) -> dict[str, BindParameter[Any]]:
+    return {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in names}
+
+
+_ORDER_COLUMNS = [column.name for column in _ORDERS.columns]
+_ITEM_COLUMNS = [column.name for column in _ITEMS.columns]
+_HISTORY_COLUMNS = [column.name for column in _HISTORY.columns if column.name != "id"]
+# The columns a new job row sets (the rest start NULL: result, error, started_at, …).
+_JOB_COLUMNS = [column.name for column in _JOBS.columns if column.name in JOB_ROW_COLUMNS]
+
+
+@lru_cache(maxsize=MAX_ITEMS)
+def _writes_in_one_statement(item_count: int) -> Insert:
+    """PostgreSQL: the order, its items, its first history row and its checkout job in ONE
+    statement (data-modifying CTEs), one round trip instead of four. Foreign keys are checked at
+    the end of the statement, when the order row exists."""
+    new_order = insert(_ORDERS).values(_bound(_ORDERS, "o_", _ORDER_COLUMNS)).cte("new_order")
+    # One single-row INSERT per item: a multi-row VALUES is not cacheable by SQLAlchemy, and this
+    # statement must compile once per item count, not once per request.
+    new_items = [
+        insert(_ITEMS).values(_bound(_ITEMS, f"i{index}_", _ITEM_COLUMNS)).cte(f"new_item_{index}")
+        for index in range(item_count)
+    ]
+    new_history = insert(_HISTORY).values(_bound(_HISTORY, "h_", _HISTORY_COLUMNS)).cte("new_history")
+    return insert(_JOBS).values(_bound(_JOBS, "j_", _JOB_COLUMNS)).add_cte(new_order, *new_items, new_history)
+
+
+def _write(
+    conn: Connection, order: dict[str, Any], items: list[dict[str, Any]], history: dict[str, Any], job: dict[str, Any]
+) -> None:
+    """Insert the order's rows (no lock is taken on any shared row here)."""
+    if conn.dialect.name == "postgresql":
+        params = {f"o_{name}": order[name] for name in _ORDER_COLUMNS}
+        params.update({f"h_{name}": history[name] for name in _HISTORY_COLUMNS})
+        params.update({f"j_{name}": job[name] for name in _JOB_COLUMNS})
+        for index, item in enumerate(items):
+            params.update({f"i{index}_{name}": item[name] for name in _ITEM_COLUMNS})
+        conn.execute(_writes_in_one_statement(len(items)), params)
+        return
+    conn.execute(_INSERT_ORDER, order)  # SQLite: local calls, and no data-modifying CTEs
+    conn.execute(_INSERT_ITEMS, items)
+    conn.execute(_INSERT_HISTORY, history)
+    conn.execute(_INSERT_JOB, job)
+
+
+def _check_offers(conn: Connection, wanted: list[ItemRequest], currency: str) -> None:
+    """Why the order cannot be priced as requested (raised), read when a reservation failed."""
     ids = sorted({item.offer_id for item in wanted})
-    offers = {offer.id: offer for offer in session.scalars(select(Offer).where(Offer.id.in_(ids)))}
+    offers = {row.id: row for row in conn.execute(_READ_OFFERS, {"offer_ids": ids})}
     missing = [
         {"field": f"items[{index}].offerId", "offerId": item.offer_id}
         for index, item in enumerate(wanted)
@@ -163,38 +173,37 @@ def _check_offers(session: Session, wanted: list[ItemRequest], currency: str) ->
     ]
     if mismatched:
         raise PriceMismatch(details=mismatched)
-    return offers
 
 
-def _reserve(session: Session, wanted: list[ItemRequest], offers: dict[str, Offer]) -> None:
-    """One conditional UPDATE per offer, in id order (a fixed lock order avoids deadlocks)."""
+def _reserve(conn: Connection, wanted: list[ItemRequest], currency: str, now: datetime) -> None:
+    """One conditional UPDATE per offer, in id order (a fixed lock order avoids deadlocks).
+
+    Run last, right before COMMIT: the offer row's lock is held for as short a time as the
+    database allows, so buyers of a hot offer queue on it one statement long, not a transaction.
+    The UPDATE checks price and currency too, so the offers are read only when it refuses (to say
+    why: unknown offer, another price, or not enough stock).
+    """
     totals: dict[str, int] = defaultdict(int)
+    prices: dict[str, set[Decimal]] = defaultdict(set)
     for item in wanted:
         totals[item.offer_id] += item.quantity
-    now = utcnow()
+        prices[item.offer_id].add(to_money(item.price))
+    if any(len(asked) > 1 for asked in prices.values()):
+        _check_offers(conn, wanted, currency)  # one offer at two prices: at least one is wrong
     for offer_id in sorted(totals):
         quantity = totals[offer_id]
-        result = session.execute(
-            update(Offer)
-            .where(
-                Offer.id == offer_id,
-                Offer.price == offers[offer_id].price,
-                Offer.stock_available >= quantity,
-            )
-            .values(
-                stock_available=Offer.stock_available - quantity,
-                stock_reserved=Offer.stock_reserved + quantity,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
-            current = session.execute(select(Offer.stock_available, Offer.price).where(Offer.id == offer_id)).one()
-            if current.price != offers[offer_id].price:
-                raise PriceMismatch(details=[{"offerId": offer_id, "currentPrice": current.price}])
-            raise InsufficientInventory(
-                details=[{"offerId": offer_id, "requested": quantity, "available": current.stock_available}]
-            )
+        params = {
+            "offer": offer_id,
+            "expected_price": next(iter(prices[offer_id])),
+            "expected_currency": currency,
+            "wanted": quantity,
+            "now": now,
+        }
+        if conn.execute(_RESERVE, params).rowcount == 1:
+            continue
+        _check_offers(conn, wanted, currency)
+        available = conn.execute(_READ_STOCK, {"offer": offer_id}).scalar_one()
+        raise InsufficientInventory(details=[{"offerId": offer_id, "requested": quantity, "available": available}])
 
 
 def _order_total(items: list[ItemRequest]) -> Decimal:
@@ -217,7 +226,11 @@ def place_order(
     *,
     request_id: str | None = None,
 ) -> PlacedOrder:
-    """Create an order in ``pending_payment`` with its stock held for the payment window."""
+    """Create an order in ``pending_payment`` with its stock held for the payment window.
+
+    One transaction: read the offers, write the order, its items, the first history row and the
+    checkout job, then reserve the stock, then COMMIT.
+    """
     if not principal.can_see_customer(command.customer_id):
         raise Forbidden(
             "A customer key may only place orders for its own customer.",
@@ -231,75 +244,79 @@ def place_order(
         )
     total = _order_total(command.items)
     now = utcnow()
-    with db.transaction() as session:
-        offers = _check_offers(session, command.items, policy.currency)
-        _reserve(session, command.items, offers)
-        order = Order(
-            id=new_id("ord"),
-            customer_id=command.customer_id,
-            status=lifecycle.PENDING_PAYMENT,
-            payment_status=lifecycle.PAYMENT_UNPAID,
-            payment_method=command.payment_method,
-            payment_gateway_id=command.payment_gateway_id,
-            total_amount=total,
-            currency=policy.currency,
-            item_count=len(command.items),
-            version=1,
-            hold_expires_at=now + policy.payment_window,
-            created_at=now,
-            updated_at=now,
-        )
-        items = [
-            OrderItem(
-                id=new_id("item"),
-                order_id=order.id,
-                position=position,
-                offer_id=item.offer_id,
-                quantity=item.quantity,
-                price=to_money(item.price),
-                status=lifecycle.ITEM_PENDING,
-            )
-            for position, item in enumerate(command.items)
-        ]
-        history = StatusHistory(
-            order_id=order.id,
-            from_status=None,
-            to_status=lifecycle.PENDING_PAYMENT,
-            reason="order placed",
-            actor=principal.actor,
-            request_id=request_id,
-            version=1,
-            created_at=now,
-        )
-        session.add_all([order, *items, history])
-        job = add_job(
-            session,
-            CHECKOUT,
-            args={
-                "orderId": order.id,
-                "successUrl": policy.checkout_return.success_url(order.id),
-                "cancelUrl": policy.checkout_return.cancel_url(order.id),
-            },
-            owner=principal,
-            order_id=order.id,
-            request_id=request_id,
-            customer_id=order.customer_id,
-        )
-        return PlacedOrder(order=order_view(order, items), checkout_job=job)
-
-
-def get_order(db: Database, principal: Principal, order_id: str, *, with_history: bool = False) -> OrderView:
-    """An order the caller may see, with items (and history when asked)."""
-    with db.reader() as session:
-        options = [selectinload(Order.items)]
-        order = session.scalar(select(Order).where(Order.id == order_id).options(*options))
-        if order is None or not principal.can_see_customer(order.customer_id):
-            raise OrderNotFound(details=[{"orderId": order_id}])
-        history = None
-        if with_history:
-            history = list(
-                session.scalars(
-                    select(StatusHistory).where(StatusHistory.order_id == order_id).order_by(StatusHistory.id)
-                )
-            )
-        return order_view(order, list(order.items), history)
+    order_id = new_id("ord")
+    order = {
+        "id": order_id,
+        "customer_id": command.customer_id,
+        "status": lifecycle.PENDING_PAYMENT,
+        "payment_status": lifecycle.PAYMENT_UNPAID,
+        "payment_method": command.payment_method,
+        "payment_gateway_id": command.payment_gateway_id,
+        "total_amount": total,
+        "currency": policy.currency,
+        "item_count": len(command.items),
+        "version": 1,
+        "hold_expires_at": now + policy.payment_window,
+        "checkout_url": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    items = [
+        ItemView(new_id("item"), item.offer_id, item.quantity, to_money(item.price), lifecycle.ITEM_PENDING)
+        for item in command.items
+    ]
+    history = {
+        "order_id": order_id,
+        "from_status": None,
+        "to_status": lifecycle.PENDING_PAYMENT,
+        "reason": "order placed",
+        "actor": principal.actor,
+        "request_id": request_id,
+        "version": 1,
+        "created_at": now,
+    }
+    checkout_args = {
+        "orderId": order_id,
+        "successUrl": policy.checkout_return.success_url(order_id),
+        "cancelUrl": policy.checkout_return.cancel_url(order_id),
+    }
+    item_rows = [
+        {
+            "id": item.id,
+            "order_id": order_id,
+            "position": position,
+            "offer_id": item.offer_id,
+            "quantity": item.quantity,
+            "price": item.price,
+            "status": item.status,
+        }
+        for position, item in enumerate(items)
+    ]
+    job = job_row(
+        CHECKOUT,
+        args=checkout_args,
+        owner=principal,
+        order_id=order_id,
+        request_id=request_id,
+        customer_id=command.customer_id,
+        now=now,
+    )
+    with db.connection() as conn:
+        _write(conn, order, item_rows, history, job)
+        _reserve(conn, command.items, policy.currency, now)
+    view = OrderView(
+        id=order_id,
+        customer_id=command.customer_id,
+        status=order["status"],
+        payment_status=order["payment_status"],
+        payment_method=command.payment_method,
+        payment_gateway_id=command.payment_gateway_id,
+        total_amount=total,
+        currency=policy.currency,
+        version=1,
+        hold_expires_at=order["hold_expires_at"],
+        created_at=now,
+        updated_at=now,
+        items=items,
+    )
+    return PlacedOrder(order=view, checkout_job=JobRef.of(CHECKOUT, job["id"]))
