@@ -39,6 +39,7 @@ from models import Database
 from services.access.keys import KeyCache
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
+from tasks.notices import NoticeListener
 
 
 def build_deps(settings: Settings) -> Deps:
@@ -52,6 +53,7 @@ def build_deps(settings: Settings) -> Deps:
         ),
         gateways=Gateways(settings, db),
         keys=KeyCache(settings.api_key_cache_seconds),
+        notices=NoticeListener(settings.redis_url),
     )
 
 
@@ -109,4 +111,6 @@ def get_app() -> falcon.App:
     """Gunicorn entry point: settings from the environment."""
     settings = Settings.from_env()
     configure_logging(settings)
-    return create_app(settings)
+    deps = build_deps(settings)
+    deps.notices.start()  # subscribed before the first Prefer: wait can miss a notice
+    return create_app(settings, deps)

@@ -31,8 +31,11 @@ from api.errors import write_error
 from models import Database
 from services.jobs.views import JobView, get_job
 from services.kernel.principal import Principal
+from tasks.notices import NoticeListener
 
 MAX_WAIT_SECONDS = 30
+# A waiter woken by completion notices still reads the job this often, in case a notice was lost.
+SAFETY_POLL_SECONDS = 0.5
 POLL_AFTER_SECONDS = 1
 # The WSGI environ key under which a server that can wait off-thread puts its WaitOffload.
 WAIT_OFFLOAD_KEY = "orders.wait_offload"
@@ -57,8 +60,14 @@ def preferred_wait(header: str | None) -> int | None:
     return None
 
 
-def wait_for_job(db: Database, principal: Principal, job_id: str, seconds: float) -> JobView:
-    """Poll the job row until it finished or ``seconds`` passed; returns the last view."""
+def wait_for_job(
+    db: Database, principal: Principal, job_id: str, seconds: float, notices: NoticeListener | None = None
+) -> JobView:
+    """Wait until the job finished or ``seconds`` passed; returns the last view.
+
+    Woken by the job's completion notice when there is a listener; the row is read again at
+    least every :data:`SAFETY_POLL_SECONDS` in case a notice was lost.
+    """
     deadline = time.monotonic() + seconds
     interval = 0.02
     while True:
@@ -66,8 +75,11 @@ def wait_for_job(db: Database, principal: Principal, job_id: str, seconds: float
         remaining = deadline - time.monotonic()
         if job.finished or remaining <= 0:
             return job
-        time.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, 0.25)
+        if notices is not None:
+            notices.wait(job_id, min(SAFETY_POLL_SECONDS, remaining))
+        else:
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, 0.25)
 
 
 @dataclass
@@ -80,6 +92,7 @@ class DeferredAnswer:
     job_id: str
     wait: int
     deadline: float  # time.monotonic() when the wait runs out
+    notices: NoticeListener | None = None
     finishers: list[Finisher] = field(default_factory=list)
 
     def answer(self, status: int, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -134,18 +147,22 @@ def _render_finished(req: falcon.Request, resp: falcon.Response, job: JobView, w
     resp.set_header("Content-Location", f"/api/tasks/{job_id}")
 
 
-def answer_job(req: falcon.Request, resp: falcon.Response, db: Database, job_id: str) -> None:
-    """Render the answer of a request that queued ``job_id`` (message already sent)."""
+def answer_job(
+    req: falcon.Request, resp: falcon.Response, db: Database, job_id: str, notices: NoticeListener | None = None
+) -> None:
+    """Render the answer of a request that queued ``job_id`` (message already sent); ``notices``
+    wakes a ``Prefer: wait`` as soon as the job finishes."""
     resp.append_header("Vary", "Prefer")
     wait = preferred_wait(req.get_header("Prefer"))
     if wait:
         offload: WaitOffload | None = req.env.get(WAIT_OFFLOAD_KEY)
         if offload is None:
-            job = wait_for_job(db, req.context.principal, job_id, wait)
+            job = wait_for_job(db, req.context.principal, job_id, wait, notices)
         else:
             job = get_job(db, req.context.principal, job_id)
             if not job.finished:
-                offload.deferred = DeferredAnswer(req, resp.options, db, job_id, wait, time.monotonic() + wait)
+                deadline = time.monotonic() + wait
+                offload.deferred = DeferredAnswer(req, resp.options, db, job_id, wait, deadline, notices)
         if job.finished:
             _render_finished(req, resp, job, wait, job_id)
             return

@@ -11,6 +11,7 @@ from models import Database
 from services.access.keys import KeyCache
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import TaskSender
+from tasks.notices import NoticeListener
 
 
 @dataclass
@@ -21,3 +22,4 @@ class Deps:
     broker: redis.Redis
     gateways: Gateways
     keys: KeyCache
+    notices: NoticeListener

@@ -35,6 +35,8 @@ def _sqlite_tuning(engine: Engine, settings: Settings, *, immediate: bool) -> No
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return  # each statement is its own transaction (Database.autocommit)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -122,6 +124,14 @@ class Database:
         work): commit on success, roll back on any exception."""
         with self.write_engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A write connection on which every statement commits by itself: for work that is one
+        statement (claiming a job or an idempotency key, finishing a job), which a transaction
+        would wrap in two more round trips (BEGIN, COMMIT)."""
+        with self.write_engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def reader(self) -> Iterator[Session]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import redis
 from celery import current_app
 
 from config.settings import Settings
@@ -25,6 +26,7 @@ class WorkerContext:
     db: Database
     gateways: Gateways
     sender: TaskSender
+    redis: redis.Redis  # completion notices (tasks.notices)
 
 
 _context: tuple[int, WorkerContext] | None = None
@@ -36,5 +38,9 @@ def worker_context() -> WorkerContext:
     if _context is None or _context[0] != os.getpid():
         settings = runtime.settings()
         db = Database.connect(settings)
-        _context = (os.getpid(), WorkerContext(settings, db, Gateways(settings, db), TaskSender(current_app)))
+        notices = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        _context = (
+            os.getpid(),
+            WorkerContext(settings, db, Gateways(settings, db), TaskSender(current_app), notices),
+        )
     return _context[1]

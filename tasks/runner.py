@@ -30,6 +30,7 @@ from services.jobs.progress import set_progress
 from services.kernel.errors import DomainError, TransientError
 from services.payments.gateways.registry import Gateways
 from tasks.context import WorkerContext, worker_context
+from tasks.notices import announce
 
 log = structlog.get_logger(__name__)
 
@@ -110,18 +111,20 @@ def _run(task: Task, job_id: str, handler: JobHandler, record: RunRecord) -> Non
             result = handler(job, claimed.args)
         except DomainError as exc:
             finish_job(db, job_id, error=exc.as_dict())
+            announce(worker.redis, [job_id, claimed.parent_id])
             record.result = "failed"
             log.info("job failed", code=exc.code)
             return
         except TRANSIENT as exc:
-            _retry_or_fail(task, db, job_id, exc, record)
+            _retry_or_fail(task, worker, job_id, exc, record)
             return
         except Exception as exc:
-            _crashed(db, job_id, exc, record)
+            _crashed(worker, job_id, exc, record)
             return
         outcome = result if isinstance(result, JobOutcome) else JobOutcome(result)
         if outcome.finished:
             finish_job(db, job_id, result=outcome.result)
+            announce(worker.redis, [job_id, claimed.parent_id])
             record.result = "succeeded"
             log.info("job succeeded")
         else:
@@ -145,10 +148,10 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
     try:
         run = run_atomically(db, job_id, work)
     except TRANSIENT as exc:
-        _retry_or_fail(task, db, job_id, exc, record)
+        _retry_or_fail(task, worker, job_id, exc, record)
         return
     except Exception as exc:
-        _crashed(db, job_id, exc, record)
+        _crashed(worker, job_id, exc, record)
         return
     record.job_type = run.job_type or "unknown"
     if run.state == "missing":
@@ -159,6 +162,7 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
         if run.state == "skipped":
             log.info("job already finished; redelivery ignored")
             return
+        announce(worker.redis, [job_id, run.parent_id])
         if run.error is not None:
             record.result = "failed"
             log.info("job failed", code=run.error["code"])
@@ -170,23 +174,25 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
         structlog.contextvars.unbind_contextvars("job_type")
 
 
-def _retry_or_fail(task: Task, db: Database, job_id: str, exc: BaseException, record: RunRecord) -> None:
+def _retry_or_fail(task: Task, worker: WorkerContext, job_id: str, exc: BaseException, record: RunRecord) -> None:
     """A transient failure: retry with exponential backoff, or fail the job once retries run out
     (never leave it ``running`` forever)."""
     if task.request.retries < (task.max_retries or 0):
         record.result = "retried"
         log.warning("transient failure; retrying", error=repr(exc), retry=task.request.retries + 1)
         raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
-    finish_job(db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
+    finish_job(worker.db, job_id, error={"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []})
+    announce(worker.redis, [job_id])
     record.result = "failed"
     log.error("transient failure; retries exhausted", error=repr(exc))
 
 
-def _crashed(db: Database, job_id: str, exc: BaseException, record: RunRecord) -> None:
+def _crashed(worker: WorkerContext, job_id: str, exc: BaseException, record: RunRecord) -> None:
     """A bug: log it with its trace, and fail the job without exposing the trace to the client."""
     logging.getLogger(__name__).exception("job crashed")
     error = {"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
-    finish_job(db, job_id, error=error)
+    finish_job(worker.db, job_id, error=error)
+    announce(worker.redis, [job_id])
     record.result = "crashed"
     log.error("job crashed", error=repr(exc))
 

@@ -45,7 +45,7 @@ class OrderExportResource:
             request_id=req.context.request_id,
         )
         self.deps.sender.send(queued.job, request_id=req.context.request_id)
-        answer_job(req, resp, self.deps.db, queued.job.job_id)
+        answer_job(req, resp, self.deps.db, queued.job.job_id, self.deps.notices)
 
 
 class _FileSlice:

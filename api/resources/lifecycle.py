@@ -140,7 +140,7 @@ class BulkCancelResource:
             self.deps.db, principal, body.orderIds, reason=body.reason, request_id=req.context.request_id
         )
         self.deps.sender.send(job, request_id=req.context.request_id)
-        answer_job(req, resp, self.deps.db, job.job_id)
+        answer_job(req, resp, self.deps.db, job.job_id, self.deps.notices)
 
 
 class OrderStatesResource:

@@ -91,6 +91,7 @@ class Front:
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
         self.waits = JobWaits(self.executor)
+        self._listening: set[int] = set()  # completion-notice listeners already feeding self.waits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -148,6 +149,10 @@ class Front:
             key = name.lower()
             held[key] = f"{held[key]}, {value}" if key in held else value
         answer = lambda: deferred.answer(response.status, held, response.body)  # noqa: E731
+        notices = getattr(deferred, "notices", None)
+        if notices is not None and id(notices) not in self._listening:
+            self._listening.add(id(notices))
+            notices.add_callback(lambda job_id: loop.call_soon_threadsafe(self.waits.notify, job_id))
         try:
             await self.waits.wait(deferred.db, deferred.job_id, deferred.deadline - time.monotonic())
         except asyncio.CancelledError:

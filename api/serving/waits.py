@@ -1,9 +1,9 @@
 """The front's await point for ``Prefer: wait``: requests wait for their job on the event loop.
 
-One poller per process asks the database, in one query per tick, which of the jobs being waited
-for have finished (``services.jobs.finished_among``), and wakes their requests. A completion
-notice (e.g. a Redis pub/sub message sent when a job finishes) can wake a request sooner by
-calling :meth:`JobWaits.notify`; the poller stays as the safety net for a notice that was lost.
+A job's completion notice (a Redis pub/sub message its worker publishes after the finish commits,
+``tasks.notices``) wakes its waiting requests through :meth:`JobWaits.notify`. One poller per
+process also asks the database, in one query per tick, which of the waited-for jobs have finished
+(``services.jobs.views.finished_among``): the safety net for a notice that was lost.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from services.jobs.views import finished_among
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL_SECONDS = 0.05
+# The safety net: completion notices (tasks.notices) wake a waiting request at once; this poll
+# catches a job whose notice was lost (Redis away, a worker killed between commit and publish).
+POLL_INTERVAL_SECONDS = 0.5
 
 
 class JobWaits:
@@ -45,6 +47,10 @@ class JobWaits:
         self._waiters.setdefault(key, []).append(future)
         if self._poller is None or self._poller.done():
             self._poller = loop.create_task(self._poll())
+        else:
+            # It may have finished between the request's look and this registration (its notice
+            # then came too early to wake us): look once now rather than at the next tick.
+            loop.create_task(self._check(db, key))
         try:
             await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -73,6 +79,16 @@ class JobWaits:
         for future in futures:
             if not future.done():
                 future.set_result(None)
+
+    async def _check(self, db: Database, key: tuple[int, str]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            finished = await loop.run_in_executor(self.executor, finished_among, db, [key[1]])
+        except Exception:
+            log.warning("checking a waited-for job failed; the poll will", exc_info=True)
+            return
+        if finished:
+            self._wake(self._waiters.get(key, []))
 
     async def _poll(self) -> None:
         loop = asyncio.get_running_loop()

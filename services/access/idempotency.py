@@ -1,7 +1,8 @@
 """Idempotency-Key handling: the first response of a POST is stored and replayed.
 
-A key is claimed with an INSERT of an ``in_flight`` row in its own transaction; the unique
-constraint on (scope, key) makes the claim atomic across processes and machines. The same key
+A key is claimed with one statement, an ``INSERT … ON CONFLICT DO NOTHING`` of an ``in_flight``
+row that commits by itself; the unique constraint on (scope, key) makes the claim atomic across
+processes and machines. The same key
 with another body is refused; a key whose first request still runs answers "in use".
 """
 
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from models import Database, IdempotencyRecord
 from models.types import utcnow
@@ -49,27 +51,41 @@ def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+_RECORDS = IdempotencyRecord.__table__
+
+
+def _claim_statement(dialect: str) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id``: the claim, or nothing when the key is known."""
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        dialect_insert(_RECORDS)
+        .values(
+            scope=bindparam("scope"),
+            key=bindparam("key"),
+            fingerprint=bindparam("fingerprint"),
+            state=IN_FLIGHT,
+            created_at=bindparam("now", type_=_RECORDS.c.created_at.type),
+            expires_at=bindparam("expires", type_=_RECORDS.c.expires_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=[_RECORDS.c.scope, _RECORDS.c.key])
+        .returning(_RECORDS.c.id)
+    )
+
+
+_CLAIMS = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 def claim(db: Database, scope: str, key: str, request_fingerprint: str, ttl: timedelta) -> Claim:
-    """Claim ``key`` for this request, or say what to do instead."""
+    """Claim ``key`` for this request (one statement when the key is new), or say what to do instead."""
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationFailed(details=[{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY_LENGTH} characters"}])
     now = utcnow()
+    params = {"scope": scope, "key": key, "fingerprint": request_fingerprint, "now": now, "expires": now + ttl}
     for _ in range(2):
-        try:
-            with db.transaction() as session:
-                record = IdempotencyRecord(
-                    scope=scope,
-                    key=key,
-                    fingerprint=request_fingerprint,
-                    state=IN_FLIGHT,
-                    created_at=now,
-                    expires_at=now + ttl,
-                )
-                session.add(record)
-                session.flush()
-                return Claim(record_id=record.id, replay=None)
-        except IntegrityError:
-            pass
+        with db.autocommit() as conn:
+            claimed = conn.execute(_CLAIMS[conn.dialect.name], params).scalar()
+        if claimed is not None:
+            return Claim(record_id=claimed, replay=None)
         with db.transaction() as session:
             existing = session.scalar(
                 select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
@@ -94,8 +110,8 @@ def claim(db: Database, scope: str, key: str, request_fingerprint: str, ttl: tim
 
 
 def complete(db: Database, record_id: int, response: StoredResponse) -> None:
-    with db.transaction() as session:
-        session.execute(
+    with db.autocommit() as conn:
+        conn.execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.id == record_id)
             .values(
@@ -109,5 +125,5 @@ def complete(db: Database, record_id: int, response: StoredResponse) -> None:
 
 def release(db: Database, record_id: int) -> None:
     """Forget a claim whose request failed on our side, so the client may retry with the key."""
-    with db.transaction() as session:
-        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+    with db.autocommit() as conn:
+        conn.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))

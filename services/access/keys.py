@@ -116,7 +116,12 @@ class KeyCache:
             cached = self._entries.get(key)
             if cached is not None and cached[1] > now:
                 return cached[0]
-        principal = authenticate(db, secret)
+        try:
+            principal = authenticate(db, secret)
+        except Unauthorized:
+            with self._lock:
+                self._entries.pop(key, None)  # revoked meanwhile: forget the stale entry
+            raise
         with self._lock:
             self._entries[key] = (principal, now + self.ttl)
             self._entries.move_to_end(key)

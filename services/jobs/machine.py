@@ -14,7 +14,7 @@ from models import Database, Job
 from models.types import utcnow
 from services.jobs.children import count_child
 from services.jobs.outbox import JobOutcome
-from services.jobs.states import FAILED, FINISHED, JOB_RETENTION, JOBS, RUNNING, SUCCEEDED
+from services.jobs.states import FAILED, JOB_RETENTION, JOBS, RUNNING, SUCCEEDED
 from services.kernel.errors import DomainError
 
 
@@ -26,30 +26,35 @@ class ClaimedJob:
     request_id: str | None
     state: str
     attempts: int
+    parent_id: str | None = None
 
 
 def claim_job(db: Database, job_id: str) -> ClaimedJob | None:
-    """Mark a job running (a redelivered message for a finished job changes nothing).
+    """Mark a job running: one statement (a redelivered message for a finished job changes nothing).
 
     Returns ``None`` for an unknown id. A finished job is returned as it is; the caller skips it.
     """
-    with db.transaction() as session:
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None:
-            return None
-        if job.state not in FINISHED:
-            job.state = RUNNING
-            job.attempts += 1
-            job.started_at = job.started_at or utcnow()
-        return ClaimedJob(job.id, job.type, dict(job.args), job.request_id, job.state, job.attempts)
-
-
-# How long a finished job stays pollable before housekeeping deletes it (unless set earlier).
+    with db.autocommit() as conn:
+        row = conn.execute(_CLAIM, {"job_id": job_id, "now": utcnow()}).first()
+        if row is not None:
+            return ClaimedJob(job_id, row.type, dict(row.args), row.request_id, RUNNING, row.attempts, row.parent_id)
+        known = conn.execute(_STATE_OF, {"job_id": job_id}).first()  # finished already, or unknown
+    if known is None:
+        return None
+    return ClaimedJob(job_id, known.type, dict(known.args), known.request_id, known.state, known.attempts)
 
 
 def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
-    """Record the outcome once; a second finish of the same job is ignored (returns False)."""
-    with db.transaction() as session:
+    """Record the outcome once (a second finish of the same job is ignored: False).
+
+    One statement for a job without a parent; a child also counts itself into its parent, in the
+    same transaction as its finish, so that it is counted exactly once.
+    """
+    values = _finish_values(result, error)
+    with db.autocommit() as conn:
+        if conn.execute(_FINISH_TOP_LEVEL, {"job_id": job_id, **values}).first() is not None:
+            return True
+    with db.transaction() as session:  # a child, or finished already, or unknown
         return _finish_in(session, job_id, result=result, error=error)
 
 
@@ -64,7 +69,10 @@ _CLAIM = (
         attempts=JOBS.c.attempts + 1,
         started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
     )
-    .returning(JOBS.c.args, JOBS.c.request_id, JOBS.c.type)
+    .returning(JOBS.c.args, JOBS.c.request_id, JOBS.c.type, JOBS.c.attempts, JOBS.c.parent_id)
+)
+_STATE_OF = select(JOBS.c.type, JOBS.c.args, JOBS.c.request_id, JOBS.c.state, JOBS.c.attempts).where(
+    JOBS.c.id == bindparam("job_id")
 )
 _FINISH = (
     update(JOBS)
@@ -78,6 +86,20 @@ _FINISH = (
     )
     .returning(JOBS.c.parent_id)
 )
+_FINISH_TOP_LEVEL = _FINISH.where(JOBS.c.parent_id.is_(None))
+
+
+def _finish_values(result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "new_state": FAILED if error is not None else SUCCEEDED,
+        "new_result": result,
+        "new_error": error,
+        "now": now,
+        "retain_until": now + JOB_RETENTION,
+    }
+
+
 _COUNT = (
     update(JOBS)
     .where(JOBS.c.id == bindparam("job_id"))
@@ -93,13 +115,7 @@ def _finish_in(session: Session, job_id: str, *, result: Any, error: dict[str, A
     is counted exactly once however often its message is delivered; the child that brings the
     count to the total gathers every child's outcome into the parent's result.
     """
-    values = {"new_state": FAILED if error is not None else SUCCEEDED, "new_result": result, "new_error": error}
-    now = utcnow()
-    row = (
-        session.connection()
-        .execute(_FINISH, {"job_id": job_id, "now": now, "retain_until": now + JOB_RETENTION, **values})
-        .first()
-    )
+    row = session.connection().execute(_FINISH, {"job_id": job_id, **_finish_values(result, error)}).first()
     if row is None:
         return False
     if row.parent_id is not None:
@@ -116,6 +132,7 @@ class AtomicRun:
     error: dict[str, Any] | None = None
     request_id: str | None = None
     job_type: str | None = None
+    parent_id: str | None = None  # a child's parent, which this run may have finished
 
 
 # work(session, args, request_id): the request id of the request that queued the job, for history rows.
@@ -145,4 +162,4 @@ def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
         except DomainError as exc:
             error, outcome = exc.as_dict(), JobOutcome()
         _finish_in(session, job_id, result=outcome.result, error=error)
-        return AtomicRun("finished", outcome, error, claimed.request_id, claimed.type)
+        return AtomicRun("finished", outcome, error, claimed.request_id, claimed.type, claimed.parent_id)

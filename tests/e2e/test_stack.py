@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,42 @@ def test_prefer_wait_answers_the_tasks_outcome_and_replays_it(stack: Stack) -> N
     assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
     assert replayed.json() == paid.json()
     assert replayed.headers["Preference-Applied"] == "wait=20"
+
+
+def test_prefer_wait_answers_within_100_ms_of_the_job_finishing(stack: Stack, database_url: str) -> None:
+    """The waiting request wakes on the job's completion notice, not at a polling interval: its
+    answer arrives within 100 ms of the moment the worker finished the job (both clocks are this
+    host's; the job's finish time is read from its row)."""
+    from sqlalchemy import create_engine, select
+
+    from models import Job
+
+    engine = create_engine(database_url)
+    try:
+        lags = []
+        for _ in range(3):
+            offer_id = _put_offer(stack, stock=5)
+            order = requests.post(stack.url("/api/orders"), json=_order(offer_id), headers=stack.headers, timeout=10)
+            payment = {
+                "orderId": order.json()["orderId"],
+                "action": "process",
+                "paymentDetails": {"method": "credit_card", "token": "tok_visa", "amount": 99.99},
+            }
+            paid = requests.post(
+                stack.url("/api/orders/payment"),
+                json=payment,
+                headers={**stack.headers, "Prefer": "wait=10"},
+                timeout=30,
+            )
+            answered = datetime.now(UTC)
+            assert paid.status_code == 200, paid.text
+            task_id = paid.headers["Content-Location"].rsplit("/", 1)[1]
+            with engine.connect() as conn:
+                finished = conn.execute(select(Job.finished_at).where(Job.id == task_id)).scalar_one()
+            lags.append((answered - finished).total_seconds())
+        assert min(lags) >= 0 and max(lags) < 0.1, lags
+    finally:
+        engine.dispose()
 
 
 def _listening(port: int) -> bool:

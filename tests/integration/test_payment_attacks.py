@@ -207,7 +207,12 @@ def test_a_direct_payment_expires_the_hosted_checkout(client, admin_headers, ope
             return session.get(SandboxLedgerEntry, session_id).status == "expired"
 
     wait_for(closed, timeout=20, what="the hosted checkout to be expired")
-    [checkout] = [p for p in payments_of(deps.db, order["orderId"], checkout=True) if p.action == "checkout"]
+
+    def checkout_row() -> Payment | None:  # the close task records it in the transaction after expiring it
+        [row] = [p for p in payments_of(deps.db, order["orderId"], checkout=True) if p.action == "checkout"]
+        return row if row.state != "pending" else None
+
+    checkout = wait_for(checkout_row, timeout=20, what="the checkout payment to be closed")
     assert checkout.state == "failed" and checkout.error["code"] == "CHECKOUT_CLOSED"
     # The customer's Pay button no longer charges.
     page = urlsplit(order_row(deps.db, order["orderId"]).checkout_url).path
