@@ -476,6 +476,13 @@ class ReconciliationReportOut(BaseModel):
     )
     missingInDb: list[SettlementEntryOut] = Field(description="Captures or refunds at the gateway no payment records.")
     amountMismatches: list[AmountMismatchOut]
+    manualCount: int = Field(
+        description="Payments staff recorded as received outside the gateway that day (an unpaid order moved to "
+        "processing by hand): not compared with the gateway, which cannot know of them."
+    )
+    manualTotal: MoneyOut = Field(description="Their sum.")
+    manualRefundCount: int = Field(description="Refunds of such payments, given back outside the gateway.")
+    manualRefundTotal: MoneyOut = Field(description="Their sum.")
     createdAt: str = Field(description="When the report was (last) computed.")
 
 

@@ -30,7 +30,10 @@ class ReconciliationReportsResource:
         again replaces its report. `matchedCount`: entries on both sides with equal amounts;
         `missingInGateway`: payments that succeeded here but are unknown to the gateway;
         `missingInDb`: money the gateway moved that no payment here records as succeeded;
-        `amountMismatches`: the same entry with different amounts. An entry is looked for on the
+        `amountMismatches`: the same entry with different amounts; `manualCount`/`manualTotal` (and
+        `manualRefundCount`/`manualRefundTotal`): payments staff recorded as received (given back)
+        outside the gateway, which the gateway cannot know of, so they are counted apart and never
+        reported missing. An entry is looked for on the
         other side up to an hour either side of the day. Gateways whose adapter cannot list its
         ledger (stripe, today) have no reports.
         """
