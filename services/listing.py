@@ -4,6 +4,10 @@ The caller hands over the raw query options (strings, exactly as received); this
 validates them (every problem is :class:`InvalidQuery` with its parameter and position), scopes
 customers to their own orders, and answers one page plus the total count and an opaque keyset
 token for the next page.
+
+Entries carry their ``items``, as the brief's list shows. ``$select`` names the fields to return;
+``items`` is among them only when named there or asked for with ``$expand=items`` (a client that
+selects ``id,status`` wants neither the items nor their query).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ DEFAULT_TOP = 50
 MAX_TOP = 1000
 MAX_SKIP = 100_000
 EXPANDABLE = ("items",)
+SELECTABLE = (*FIELDS, *EXPANDABLE)
 _DIGITS = re.compile(r"^[0-9]{1,9}$", re.ASCII)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
@@ -136,9 +141,10 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
     top = _integer("$top", query.top, DEFAULT_TOP, MAX_TOP)
     skip = _integer("$skip", query.skip, 0, MAX_SKIP)
     want_count = _count_wanted(query.count)
-    selected = _names("$select", query.select, FIELDS)
+    selected = _names("$select", query.select, SELECTABLE)
     fields = tuple(name for name in FIELDS if name in selected) if selected else tuple(FIELDS)
-    expand_items = bool(_names("$expand", query.expand, EXPANDABLE))
+    expanded = _names("$expand", query.expand, EXPANDABLE)
+    expand_items = not selected or "items" in selected or bool(expanded)
     digest = _digest(query.filter, orderby)
 
     page_conditions = list(conditions)
@@ -169,6 +175,15 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
         values = [getattr(last, key.field.attribute) for key in orderby.keys]
         next_token = paging.encode_token(secret_key, orderby, values, digest)
     return OrderPage(rows=rows, count=count, next_token=next_token, fields=fields, expand_items=expand_items)
+
+
+def count_orders(db: Database, principal: Principal, filter_text: str | None) -> int:
+    """How many orders ``principal`` may see match ``filter_text`` (``GET /api/orders/$count``)."""
+    conditions = scope(principal)
+    if filter_text is not None:
+        conditions.append(compile_filter(filter_text))
+    with db.reader() as session:
+        return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 
 
 def _with_items(row: OrderRow, items: list[ItemView]) -> OrderRow:

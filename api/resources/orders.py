@@ -24,7 +24,7 @@ from api.timefmt import iso
 from api.validation import parse_body, parse_query
 from config.metrics import ORDERS_CREATED
 from services.errors import InvalidQuery
-from services.listing import ListOrders, list_orders
+from services.listing import ListOrders, count_orders, list_orders
 from services.metrics import MetricsQuery, order_metrics
 from services.orders import (
     ItemRequest,
@@ -101,18 +101,45 @@ LIST_OPTIONS = {
     "$expand": "expand",
     "$skiptoken": "skiptoken",
 }
+# System query options OData defines that this collection does not offer: named, not ignored.
+UNSUPPORTED_OPTIONS = ("$search", "$apply", "$compute", "$index", "$levels", "$schemaversion", "$deltatoken", "$id")
+_JSON_FORMATS = ("json", "application/json")
 
 
 def list_options(req: falcon.Request) -> ListOrders:
-    """The raw list options; unknown or repeated parameters are INVALID_QUERY."""
+    """The raw list options, read as OData 4.01 reads a query string.
+
+    System query option names are case-insensitive and their ``$`` is optional (``$FILTER``,
+    ``$OrderBy``, ``top``); other names are custom options, which this service has none of and
+    ignores (cache-busters such as ``_=1700000000``). An unknown ``$`` name, a parameter alias
+    (``@p``), an option given twice (``$top`` and ``top`` included) or an unsupported one is
+    INVALID_QUERY.
+    """
     options: dict[str, str] = {}
     for name, value in req.params.items():
-        if name not in LIST_OPTIONS:
-            raise InvalidQuery.at(name[:50], 0, f"unknown query option; allowed: {', '.join(LIST_OPTIONS)}")
-        if not isinstance(value, str):
-            raise InvalidQuery.at(name, 0, "given more than once")
-        options[LIST_OPTIONS[name]] = value
+        if name.startswith("@"):
+            raise InvalidQuery.at(name[:50], 0, "parameter aliases (@name) are not supported")
+        canonical = "$" + name.lower().removeprefix("$")
+        if canonical == "$format":
+            _check_format(name, value)
+            continue
+        if canonical not in LIST_OPTIONS:
+            if canonical in UNSUPPORTED_OPTIONS:
+                raise InvalidQuery.at(name[:50], 0, f"{canonical} is not supported here")
+            if name.startswith("$"):
+                raise InvalidQuery.at(name[:50], 0, f"unknown query option; allowed: {', '.join(LIST_OPTIONS)}")
+            continue  # a custom option
+        attribute = LIST_OPTIONS[canonical]
+        if not isinstance(value, str) or attribute in options:
+            raise InvalidQuery.at(name[:50], 0, "given more than once")
+        options[attribute] = value
     return ListOrders(**options)
+
+
+def _check_format(name: str, value: str | list[str]) -> None:
+    """``$format`` may only ask for what is served anyway: JSON."""
+    if not isinstance(value, str) or value.split(";")[0].strip().lower() not in _JSON_FORMATS:
+        raise InvalidQuery.at(name[:50], 0, "only JSON is served ($format=json)")
 
 
 def next_query(options: ListOrders, token: str) -> str:
@@ -120,6 +147,25 @@ def next_query(options: ListOrders, token: str) -> str:
     kept = [(name, getattr(options, attr)) for name, attr in LIST_OPTIONS.items() if attr not in ("skip", "skiptoken")]
     params = [(name, value) for name, value in kept if value is not None] + [("$skiptoken", token)]
     return urlencode(params, quote_via=quote, safe="$,'()/:")
+
+
+class OrderCountResource:
+    """``GET /api/orders/$count``: the number of orders matching ``$filter``, as ``text/plain``."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @spec.validate(query=ListOrdersQuery, resp=responses(HTTP_200=None), tags=["orders"], skip_validation=True)
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Count orders (OData's `$count` segment): the plain-text number of orders `$filter` matches.
+
+        Takes the list's options, read the same way; `$top`, `$skip`, `$orderby`, `$select` and
+        `$expand` do not change a count (OData), so they are ignored. Customers count their own
+        orders."""
+        options = list_options(req)
+        count = count_orders(self.deps.db, req.context.principal, options.filter)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = str(count)
 
 
 class OrderMetricsResource:
