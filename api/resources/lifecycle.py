@@ -6,14 +6,13 @@ import falcon
 
 from api.async_answer import answer_job
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import ETAG, IF_MATCH, PREFER, Reply, operation, queued
 from api.preconditions import if_match_versions
 from api.render import etag
 from api.schemas import (
-    AcceptedOut,
     BulkCancelIn,
     BulkCancelOut,
-    ErrorOut,
+    BulkCancelQuery,
     ItemsIn,
     ItemsOut,
     OrderStatesOut,
@@ -34,8 +33,13 @@ class OrderStatusResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        json=StatusIn, resp=responses(HTTP_200=StatusOut, HTTP_412=ErrorOut), tags=["lifecycle"], skip_validation=True
+    @operation(
+        "updateOrderStatus",
+        tags=["lifecycle"],
+        json=StatusIn,
+        request_headers=(IF_MATCH,),
+        replies={200: Reply(StatusOut, "Changed.", (ETAG,))},
+        errors=(403, 404, 412),
     )
     def on_patch(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """Update order status (admin, ops).
@@ -76,7 +80,14 @@ class OrderItemsResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(json=ItemsIn, resp=responses(HTTP_200=ItemsOut), tags=["lifecycle"], skip_validation=True)
+    @operation(
+        "actOnOrderItems",
+        tags=["lifecycle"],
+        json=ItemsIn,
+        idempotent=True,
+        replies={200: Reply(ItemsOut, "Every action applied.", (ETAG,))},
+        errors=(404,),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Cancel or verify order items (all or nothing).
 
@@ -113,11 +124,15 @@ class BulkCancelResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        json=BulkCancelIn,
-        resp=responses(HTTP_202=AcceptedOut, HTTP_200=BulkCancelOut),
+    @operation(
+        "bulkCancelOrders",
         tags=["lifecycle"],
-        skip_validation=True,
+        json=BulkCancelIn,
+        query=BulkCancelQuery,
+        idempotent=True,
+        request_headers=(PREFER,),
+        replies=queued(BulkCancelOut, "the brief's bulk-cancel answer (also the `?dryRun=true` answer)."),
+        errors=(403,),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Bulk cancel orders: one cancellation task per order (admin, ops).
@@ -148,7 +163,12 @@ class OrderStatesResource:
 
     public = True
 
-    @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True, security={})
+    @operation(
+        "getOrderStates",
+        tags=["lifecycle"],
+        public=True,
+        replies={200: Reply(OrderStatesOut, "The lifecycles.")},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The order lifecycle (public).
 

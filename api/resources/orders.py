@@ -9,7 +9,7 @@ import falcon
 
 from api.deps import Deps
 from api.media import send_json
-from api.openapi import responses, spec
+from api.openapi import ETAG, LOCATION, Reply, operation
 from api.render import etag, metrics_body, order_body, order_list_body
 from api.schemas import (
     CreateOrderIn,
@@ -19,6 +19,7 @@ from api.schemas import (
     MetricsQueryIn,
     OrderListOut,
     OrderOut,
+    OrderQuery,
 )
 from api.timefmt import iso
 from api.validation import parse_body, parse_query
@@ -44,7 +45,14 @@ class OrdersResource:
             gateways=frozenset(deps.settings.gateways),
         )
 
-    @spec.validate(json=CreateOrderIn, resp=responses(HTTP_201=CreateOrderOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "createOrder",
+        tags=["orders"],
+        json=CreateOrderIn,
+        idempotent=True,
+        replies={201: Reply(CreateOrderOut, "Created: stock held, the checkout task queued.", (LOCATION, ETAG))},
+        errors=(403,),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create an order: reserve stock and queue the gateway checkout."""
         body = parse_body(req, CreateOrderIn)
@@ -74,7 +82,12 @@ class OrdersResource:
             "taskId": placed.checkout_job.job_id,
         }
 
-    @spec.validate(query=ListOrdersQuery, resp=responses(HTTP_200=OrderListOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "listOrders",
+        tags=["orders"],
+        query=ListOrdersQuery,
+        replies={200: Reply(OrderListOut, "One page of orders.")},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List orders with OData $filter, $orderby, $top, $skip, $count, $select and $expand=items.
 
@@ -155,7 +168,17 @@ class OrderCountResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(query=ListOrdersQuery, resp=responses(HTTP_200=None), tags=["orders"], skip_validation=True)
+    @operation(
+        "countOrders",
+        tags=["orders"],
+        query=ListOrdersQuery,
+        replies={
+            200: Reply(
+                description="The count, a plain decimal number.",
+                content={"text/plain": {"type": "string", "pattern": "^[0-9]+$", "examples": ["100"]}},
+            )
+        },
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Count orders (OData's `$count` segment): the plain-text number of orders `$filter` matches.
 
@@ -172,7 +195,13 @@ class OrderMetricsResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(query=MetricsQueryIn, resp=responses(HTTP_200=MetricsOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "getOrderMetrics",
+        tags=["orders"],
+        query=MetricsQueryIn,
+        replies={200: Reply(MetricsOut, "The figures of the range.")},
+        errors=(403,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Aggregated order metrics for a date range (admin and ops only).
 
@@ -199,7 +228,13 @@ class OrderResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_200=OrderOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "getOrder",
+        tags=["orders"],
+        query=OrderQuery,
+        replies={200: Reply(OrderOut, "The order with its items.", (ETAG,))},
+        errors=(404,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """An order with its items; ``$expand=history`` adds the status history."""
         expand = {part.strip() for part in (req.get_param("$expand") or "").split(",") if part.strip()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import Reply, operation
 from api.render import reconciliation_report_body
 from api.schemas import ReconciliationQueryIn, ReconciliationReportsOut
 from api.validation import parse_query
@@ -16,11 +16,12 @@ class ReconciliationReportsResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        query=ReconciliationQueryIn,
-        resp=responses(HTTP_200=ReconciliationReportsOut),
+    @operation(
+        "listReconciliationReports",
         tags=["reconciliation"],
-        skip_validation=True,
+        query=ReconciliationQueryIn,
+        replies={200: Reply(ReconciliationReportsOut, "The reports.")},
+        errors=(403,),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Settlement reports: for each UTC day and gateway, the gateway's captures and refunds
