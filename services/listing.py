@@ -132,8 +132,22 @@ def _digest(filter_text: str | None, orderby: OrderBy) -> str:
 _COLUMNS = [spec.column for spec in FIELDS.values()]
 
 
-def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
-    """One page of the orders ``principal`` may see, filtered and ordered as asked."""
+@dataclass(frozen=True)
+class _Plan:
+    """The options, checked: every problem is raised before anything is read."""
+
+    conditions: list[ColumnElement[bool]]  # what the count counts
+    page_conditions: list[ColumnElement[bool]]  # what the page reads (after the skiptoken)
+    orderby: OrderBy
+    top: int
+    skip: int
+    want_count: bool
+    fields: tuple[str, ...]
+    expand_items: bool
+    digest: str
+
+
+def _plan(principal: Principal, query: ListOrders, secret_key: str) -> _Plan:
     conditions = scope(principal)
     if query.filter is not None:
         conditions.append(compile_filter(query.filter))
@@ -146,19 +160,30 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
     expanded = _names("$expand", query.expand, EXPANDABLE)
     expand_items = not selected or "items" in selected or bool(expanded)
     digest = _digest(query.filter, orderby)
-
     page_conditions = list(conditions)
     if query.skiptoken is not None:
         page_conditions.append(paging.after(orderby, paging.decode_token(secret_key, orderby, query.skiptoken, digest)))
+    return _Plan(conditions, page_conditions, orderby, top, skip, want_count, fields, expand_items, digest)
 
+
+def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
+    """One page of the orders ``principal`` may see, filtered and ordered as asked."""
+    plan = _plan(principal, query, secret_key)
+    top = plan.top
     with db.reader() as session:
-        statement = select(*_COLUMNS).where(*page_conditions).order_by(*orderby.clauses).limit(top + 1).offset(skip)
+        statement = (
+            select(*_COLUMNS)
+            .where(*plan.page_conditions)
+            .order_by(*plan.orderby.clauses)
+            .limit(top + 1)
+            .offset(plan.skip)
+        )
         fetched = session.execute(statement).all() if top > 0 else []
         count = None
-        if want_count:
-            count = session.scalar(select(func.count()).select_from(Order).where(*conditions))
+        if plan.want_count:
+            count = session.scalar(select(func.count()).select_from(Order).where(*plan.conditions))
         rows = [OrderRow(*row) for row in fetched[:top]]
-        if expand_items and rows:
+        if plan.expand_items and rows:
             items: dict[str, list[ItemView]] = {row.id: [] for row in rows}
             found = session.execute(
                 select(OrderItem)
@@ -172,16 +197,17 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
     next_token = None
     if len(fetched) > top and rows:
         last = rows[-1]
-        values = [getattr(last, key.field.attribute) for key in orderby.keys]
-        next_token = paging.encode_token(secret_key, orderby, values, digest)
-    return OrderPage(rows=rows, count=count, next_token=next_token, fields=fields, expand_items=expand_items)
+        values = [getattr(last, key.field.attribute) for key in plan.orderby.keys]
+        next_token = paging.encode_token(secret_key, plan.orderby, values, plan.digest)
+    return OrderPage(rows=rows, count=count, next_token=next_token, fields=plan.fields, expand_items=plan.expand_items)
 
 
-def count_orders(db: Database, principal: Principal, filter_text: str | None) -> int:
-    """How many orders ``principal`` may see match ``filter_text`` (``GET /api/orders/$count``)."""
-    conditions = scope(principal)
-    if filter_text is not None:
-        conditions.append(compile_filter(filter_text))
+def count_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> int:
+    """How many orders ``principal`` may see match ``$filter`` (``GET /api/orders/$count``).
+
+    The other options are checked as the list checks them (a malformed ``$top`` is still a 400)
+    and do not change the count, as OData has it."""
+    conditions = _plan(principal, query, secret_key).conditions
     with db.reader() as session:
         return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 

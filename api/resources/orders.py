@@ -182,11 +182,10 @@ class OrderCountResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Count orders (OData's `$count` segment): the plain-text number of orders `$filter` matches.
 
-        Takes the list's options, read the same way; `$top`, `$skip`, `$orderby`, `$select` and
-        `$expand` do not change a count (OData), so they are ignored. Customers count their own
-        orders."""
+        Takes the list's options, read and checked the same way; `$top`, `$skip`, `$orderby`,
+        `$select` and `$expand` do not change a count (OData). Customers count their own orders."""
         options = list_options(req)
-        count = count_orders(self.deps.db, req.context.principal, options.filter)
+        count = count_orders(self.deps.db, req.context.principal, options, secret_key=self.deps.settings.secret_key)
         resp.content_type = falcon.MEDIA_TEXT
         resp.text = str(count)
 
