@@ -23,6 +23,7 @@ from api.timefmt import iso
 from api.validation import parse_body
 from services import lifecycle
 from services.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
+from services.errors import ValidationFailed
 from services.items import ItemAction, act_on_items
 from services.transitions import change_status
 
@@ -148,7 +149,7 @@ class BulkCancelResource:
         wait=N`` answers 200 with the result when the task finishes within N seconds."""
         body = parse_body(req, BulkCancelIn)
         principal = req.context.principal
-        if req.get_param_as_bool("dryRun", default=False):
+        if _dry_run(req):
             resp.media = plan_bulk_cancel(self.deps.db, principal, body.orderIds)
             return
         job = start_bulk_cancel(
@@ -156,6 +157,19 @@ class BulkCancelResource:
         )
         self.deps.sender.send(job, request_id=req.context.request_id)
         answer_job(req, resp, self.deps.db, job.job_id)
+
+
+def _dry_run(req: falcon.Request) -> bool:
+    """``dryRun`` as the document types it, a boolean: ``true`` or ``false`` (any case), else 400.
+
+    Falcon's lenient reading would take ``?dryRun=`` (or ``yes``) for true: a bulk cancel must not
+    depend on how a typo is read."""
+    raw = req.get_param("dryRun")
+    if raw is None:
+        return False
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ValidationFailed("Invalid query parameters.", details=[{"field": "dryRun", "message": "true or false"}])
 
 
 class OrderStatesResource:
