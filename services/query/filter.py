@@ -777,7 +777,7 @@ class _Parser:
                 raise self.error(right.pos, self.literal_expected(left))
             raise self.error(right.pos, f"cannot compare a {left.kind} with a {right.kind}")
         if left.kind in _NUMERIC:
-            return self.compare_numbers(left, op, right)
+            return self.compare_numbers(left, op, token, right)
         if left.kind == "datetime" and right.is_literal:
             return self.compare_moment(left, op, right)
         rhs = self.bind_simple(left, right, token) if right.is_literal else right.sql
@@ -799,9 +799,9 @@ class _Parser:
         wanted = right.value if op == "eq" else not right.value
         return left.sql if wanted else not_(left.sql)
 
-    def compare_numbers(self, left: Operand, op: str, right: Operand) -> ColumnElement[bool]:
+    def compare_numbers(self, left: Operand, op: str, token: Token, right: Operand) -> ColumnElement[bool]:
         if left.computed or right.computed:
-            self.nest(left.pos, left, right)
+            self.nest(token.pos, left, right)
             return EXACT_COMPARISONS[op](self.numeric_sql(left), self.numeric_sql(right))
         if not right.is_literal:
             return _NATIVE_OPERATORS[op](left.sql, right.sql)
