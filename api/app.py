@@ -22,7 +22,7 @@ from api.resources.keys import KeyResource, KeysResource
 from api.resources.lifecycle import BulkCancelResource, OrderItemsResource, OrderStatesResource, OrderStatusResource
 from api.resources.metrics import MetricsResource
 from api.resources.offers import OfferResource
-from api.resources.orders import OrderMetricsResource, OrderResource, OrdersResource
+from api.resources.orders import OrderCountResource, OrderMetricsResource, OrderResource, OrdersResource
 from api.resources.payments import (
     CheckoutCancelledResource,
     CheckoutCompleteResource,
@@ -87,6 +87,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/orders/payment", PaymentResource(deps))
     # A static segment wins over a field segment in Falcon's router, so "metrics" is never an order id.
     app.add_route("/api/orders/metrics", OrderMetricsResource(deps))
+    app.add_route("/api/orders/$count", OrderCountResource(deps))
     app.add_route("/api/orders/{order_id}", OrderResource(deps))
     app.add_route("/api/orders/{order_id}/status", OrderStatusResource(deps))
     app.add_route("/api/orders/{order_id}/checkout", CheckoutRedirectResource(deps))

@@ -137,5 +137,9 @@ def reconciliation_report_body(report: ReportView) -> dict[str, Any]:
         "missingInGateway": [_money_fields(e, "amount") for e in report.missing_in_gateway],
         "missingInDb": [_money_fields(e, "amount") for e in report.missing_in_db],
         "amountMismatches": [_money_fields(e, "gatewayAmount", "dbAmount") for e in report.amount_mismatches],
+        "manualCount": report.manual["count"],
+        "manualTotal": Decimal(report.manual["total"]),
+        "manualRefundCount": report.manual["refundCount"],
+        "manualRefundTotal": Decimal(report.manual["refundTotal"]),
         "createdAt": iso(report.created_at),
     }

@@ -2,6 +2,13 @@
 
 Field names are the contract's camelCase. Money fields accept JSON numbers only (strings and
 booleans are refused) and must have at most two fraction digits.
+
+The response models say exactly what is sent, because clients are generated from them and
+responses are validated against them (JSON Schema 2020-12): statuses are enumerations,
+timestamps are ``date-time`` strings, a field that may be left out (``$select``, ``$expand``) is
+optional but never ``null``, and money is a JSON number whose two-decimal rule is written as a
+description and ``x-decimal-places``: ``multipleOf: 0.01`` cannot be used, since no binary float
+is a multiple of 0.01 and validators reject 2499.99 by it.
 """
 
 from __future__ import annotations
@@ -10,10 +17,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    WithJsonSchema,
+    model_validator,
+)
 
 from services.exports.columns import DEFAULT_COLUMNS
 from services.exports.filters import ExportFilters
+from services.kernel import lifecycle
 from services.kernel.lifecycle import ORDER_TRANSITIONS
 from services.kernel.money import MAX_AMOUNT
 
@@ -34,14 +51,82 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
-# Documented as what travels: a JSON number with at most two decimals (never a string).
+# Documented as what travels: a JSON number with at most two decimals (never a string). The
+# two-decimal rule is prose and an extension keyword, not ``multipleOf`` (see the module docstring).
+MONEY_RULE = "An exact amount in the settlement currency: a JSON number with at most two decimal places."
 MoneyIn = Annotated[
     Decimal,
     BeforeValidator(_json_number),
     Field(ge=0, le=MAX_MONEY, decimal_places=2),
-    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(MAX_MONEY), "multipleOf": 0.01}),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": float(MAX_MONEY),
+            "description": MONEY_RULE + " More decimals are 400 VALIDATION_ERROR.",
+            "x-decimal-places": 2,
+            "examples": [99.99],
+        }
+    ),
 ]
-MoneyOut = Annotated[Decimal, WithJsonSchema({"type": "number", "multipleOf": 0.01})]
+MoneyOut = Annotated[
+    Decimal, WithJsonSchema({"type": "number", "description": MONEY_RULE, "x-decimal-places": 2, "examples": [99.99]})
+]
+# What the API writes: UTC, to the second, with Z (a $filter literal of it matches at that precision).
+Timestamp = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "UTC, ISO 8601, to the second: 2026-06-02T10:30:00Z.",
+            "examples": ["2026-06-02T10:30:00Z"],
+        }
+    ),
+]
+CalendarDate = Annotated[str, WithJsonSchema({"type": "string", "format": "date", "examples": ["2026-06-02"]})]
+
+OrderStatus = Literal[tuple(ORDER_TRANSITIONS)]  # type: ignore[valid-type]
+ItemStatus = Literal[tuple(lifecycle.ITEM_TRANSITIONS)]  # type: ignore[valid-type]
+PAYMENT_STATUSES = (
+    lifecycle.PAYMENT_UNPAID,
+    lifecycle.PAYMENT_PENDING,
+    lifecycle.PAYMENT_AUTHORIZED,
+    lifecycle.PAYMENT_COMPLETED,
+    lifecycle.PAYMENT_FAILED,
+    lifecycle.PAYMENT_VOIDED,
+    lifecycle.PAYMENT_PARTIALLY_REFUNDED,
+    lifecycle.PAYMENT_REFUNDED,
+)
+PaymentStatus = Annotated[
+    Literal[PAYMENT_STATUSES],  # type: ignore[valid-type]
+    Field(
+        description="The order's money: `completed` once the amount was captured, by the gateway or received "
+        "outside it and recorded by staff (a `manual` payment)."
+    ),
+]
+
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    """Optional fields of a response are left out, never sent as null: pydantic writes ``X | None =
+    None`` as "X or null, default null"; here it becomes "X, not required"."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        if name in required or prop.get("default", 0) is not None:
+            continue
+        del prop["default"]
+        branches = [branch for branch in prop.get("anyOf", ()) if branch != {"type": "null"}]
+        if len(branches) == 1 and len(prop["anyOf"]) == 2:
+            del prop["anyOf"]
+            prop.update({key: value for key, value in branches[0].items() if key not in prop})
+
+
+class Omissible(BaseModel):
+    """A response whose ``X | None = None`` fields are absent when not applicable (not nullable)."""
+
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+
 Quantity = Annotated[int, BeforeValidator(_json_integer), Field(ge=1, le=10_000)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
 
@@ -84,14 +169,18 @@ class PaymentIn(Strict):
 
 
 class PaymentResultOut(BaseModel):
+    """The brief's payment answer: the task result of ``POST /api/orders/payment``."""
+
     orderId: str
-    paymentStatus: str
-    transactionId: str
+    paymentStatus: PaymentStatus
+    transactionId: str = Field(description="This service's id of the payment attempt (txn_…).")
 
 
 class AcceptedOut(BaseModel):
+    """Queued: poll ``statusUrl`` (also in ``Location``) until the task finished."""
+
     taskId: str
-    statusUrl: str
+    statusUrl: str = Field(description="/api/tasks/{taskId}")
 
 
 class WebhookAckOut(BaseModel):
@@ -108,18 +197,18 @@ class WebhookAckOut(BaseModel):
 
 class CheckoutPendingOut(BaseModel):
     orderId: str
-    status: str
+    status: Literal["preparing_checkout"]
 
 
 class CreateOrderOut(BaseModel):
     orderId: str
-    status: str
+    status: OrderStatus
     totalAmount: MoneyOut
     currency: str
-    paymentUrl: str
-    createdAt: str
-    holdExpiresAt: str
-    taskId: str
+    paymentUrl: str = Field(description="Where a browser pays: redirects to the gateway's hosted checkout.")
+    createdAt: Timestamp
+    holdExpiresAt: Timestamp = Field(description="The stock is held, and the order payable, until then.")
+    taskId: str = Field(description="The checkout task (type `checkout`).")
 
 
 class OrderItemOut(BaseModel):
@@ -127,31 +216,31 @@ class OrderItemOut(BaseModel):
     offerId: str
     quantity: int
     price: MoneyOut
-    status: str
+    status: ItemStatus
 
 
 class HistoryOut(BaseModel):
-    fromStatus: str | None
-    toStatus: str
+    fromStatus: OrderStatus | None
+    toStatus: OrderStatus
     reason: str | None
     actor: str
     requestId: str | None
     version: int
-    at: str
+    at: Timestamp
 
 
-class OrderOut(BaseModel):
+class OrderOut(Omissible):
     id: str
     customerId: str
-    status: str
+    status: OrderStatus
     items: list[OrderItemOut]
     totalAmount: MoneyOut
     currency: str
-    paymentStatus: str
-    createdAt: str
-    updatedAt: str
-    version: int
-    history: list[HistoryOut] | None = None
+    paymentStatus: PaymentStatus
+    createdAt: Timestamp
+    updatedAt: Timestamp
+    version: int = Field(description="Increases with every change; the ETag is its quoted form.")
+    history: list[HistoryOut] | None = Field(None, description="With `$expand=history` only.")
 
 
 class StatusIn(Strict):
@@ -161,8 +250,8 @@ class StatusIn(Strict):
 
 class StatusOut(BaseModel):
     id: str
-    status: str
-    updatedAt: str
+    status: OrderStatus
+    updatedAt: Timestamp
     version: int
 
 
@@ -179,14 +268,14 @@ class ItemsIn(Strict):
 
 class ItemStatusOut(BaseModel):
     itemId: str
-    status: str
+    status: ItemStatus
 
 
 class ItemsOut(BaseModel):
     orderId: str
     items: list[ItemStatusOut]
-    orderStatus: str
-    totalAmount: Decimal
+    orderStatus: OrderStatus
+    totalAmount: MoneyOut
     version: int
 
 
@@ -196,30 +285,49 @@ class BulkCancelIn(Strict):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class BulkCancelOut(BaseModel):
+class TaskErrorOut(BaseModel):
+    """Why a task (or one order of a bulk cancel) failed: the error envelope's code, message, details."""
+
+    code: str
+    message: str
+    details: list[Any]
+
+
+class BulkCancelledOut(Omissible):
+    orderId: str
+    status: Literal["cancelled"]
+    currentStatus: OrderStatus | None = Field(None, description="Dry run only: the status it would leave.")
+
+
+class BulkCancelFailedOut(BaseModel):
+    orderId: str
+    error: TaskErrorOut = Field(description="ORDER_NOT_FOUND or INVALID_STATUS.")
+
+
+class BulkCancelOut(Omissible):
     """The task result (and the ``?dryRun=true`` answer, which adds ``dryRun: true``)."""
 
     cancelled: int
     failed: int
-    results: list[dict[str, Any]]
+    results: list[BulkCancelledOut | BulkCancelFailedOut] = Field(description="One per distinct id, in request order.")
     dryRun: bool | None = None
 
 
 class LifecycleStateOut(BaseModel):
-    status: str
-    allowedTransitions: list[str]
+    status: OrderStatus | ItemStatus
+    allowedTransitions: list[OrderStatus | ItemStatus]
     terminal: bool
 
 
 class LifecycleOut(BaseModel):
-    initial: str
+    initial: OrderStatus | ItemStatus
     states: list[LifecycleStateOut]
 
 
 class OrderStatesOut(BaseModel):
     order: LifecycleOut
     item: LifecycleOut
-    itemActions: dict[str, str]
+    itemActions: dict[str, ItemStatus]
 
 
 class OfferIn(Strict):
@@ -235,7 +343,7 @@ class OfferOut(BaseModel):
     currency: str
     stockAvailable: int
     stockReserved: int
-    updatedAt: str
+    updatedAt: Timestamp
 
 
 class Progress(BaseModel):
@@ -244,16 +352,104 @@ class Progress(BaseModel):
     percent: float
 
 
-class TaskOut(BaseModel):
+class CheckoutResultOut(BaseModel):
+    orderId: str
+    status: OrderStatus
+    checkoutUrl: str | None = Field(description="The gateway's hosted page (where paymentUrl redirects).")
+
+
+class CloseCheckoutResultOut(BaseModel):
+    orderId: str
+    closed: int = Field(description="Hosted checkout sessions closed unpaid.")
+    paid: int = Field(description="Sessions the gateway reported paid meanwhile (then settled as payments).")
+
+
+class CancelOrderResultOut(BaseModel):
+    orderId: str
+    status: Literal["cancelled"]
+
+
+class ExportResultOut(BaseModel):
+    """The file is at ``downloadUrl`` (signed, no API key needed) until ``expiresAt``."""
+
+    exportId: str
+    rows: int
+    bytes: int
+    sha256: str
+    downloadUrl: str
+    expiresAt: Timestamp
+
+
+class WebhookResultOut(BaseModel):
+    eventId: str
+    state: str
+
+
+class _TaskBase(BaseModel):
     taskId: str
-    type: str
     state: Literal["queued", "running", "succeeded", "failed"]
     progress: Progress
-    result: Any = None
-    error: Any = None
-    createdAt: str
-    startedAt: str | None
-    finishedAt: str | None
+    error: TaskErrorOut | None = Field(description="Set when state is failed.")
+    createdAt: Timestamp
+    startedAt: Timestamp | None
+    finishedAt: Timestamp | None
+
+
+class CheckoutTaskOut(_TaskBase):
+    """Opening the order's hosted checkout (queued by ``POST /api/orders``)."""
+
+    type: Literal["checkout"]
+    result: CheckoutResultOut | None = Field(description="Set when state is succeeded.")
+
+
+class PaymentTaskOut(_TaskBase):
+    type: Literal["payment"]
+    result: PaymentResultOut | None = Field(description="Set when state is succeeded.")
+
+
+class ExportTaskOut(_TaskBase):
+    type: Literal["export"]
+    result: ExportResultOut | None = Field(description="Set when state is succeeded.")
+
+
+class BulkCancelTaskOut(_TaskBase):
+    """``progress`` counts the orders finished; the result is set once all are."""
+
+    type: Literal["bulk_cancel"]
+    result: BulkCancelOut | None = Field(description="Set when state is succeeded.")
+
+
+class CancelOrderTaskOut(_TaskBase):
+    """One order of a bulk cancel."""
+
+    type: Literal["cancel_order"]
+    result: CancelOrderResultOut | None = Field(description="Set when state is succeeded.")
+
+
+class CloseCheckoutTaskOut(_TaskBase):
+    type: Literal["close_checkout"]
+    result: CloseCheckoutResultOut | None = Field(description="Set when state is succeeded.")
+
+
+class WebhookTaskOut(_TaskBase):
+    type: Literal["webhook"]
+    result: WebhookResultOut | None = Field(description="Set when state is succeeded.")
+
+
+AnyTask = Annotated[
+    CheckoutTaskOut
+    | PaymentTaskOut
+    | ExportTaskOut
+    | BulkCancelTaskOut
+    | CancelOrderTaskOut
+    | CloseCheckoutTaskOut
+    | WebhookTaskOut,
+    Field(discriminator="type"),
+]
+
+
+class TaskOut(RootModel[AnyTask]):
+    """A task: its ``type`` says which ``result`` it has."""
 
 
 class KeyIn(Strict):
@@ -263,13 +459,13 @@ class KeyIn(Strict):
 
 class KeyOut(BaseModel):
     id: str
-    key: str
-    role: str
+    key: str = Field(description="The secret: shown in this response only.")
+    role: Literal["admin", "ops", "customer"]
     customerId: str | None
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: str = Field(description="VALIDATION_ERROR, ORDER_NOT_FOUND, PAYMENT_FAILED, … (see the API's error table).")
     message: str
     details: list[Any]
     requestId: str | None
@@ -279,9 +475,9 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
-class HealthOut(BaseModel):
-    status: str
-    checks: dict[str, bool] | None = None
+class HealthOut(Omissible):
+    status: Literal["ok", "ready", "unavailable"]
+    checks: dict[str, bool] | None = Field(None, description="Readiness only: database and broker.")
 
 
 def _calendar_date(value: str) -> date:
@@ -292,7 +488,7 @@ def _calendar_date(value: str) -> date:
 
 
 DateIn = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_calendar_date)]
-OrderStatusIn = Literal[tuple(ORDER_TRANSITIONS)]  # type: ignore[valid-type]
+OrderStatusIn = OrderStatus
 ODataText = Annotated[str, Field(min_length=1, max_length=4000)]
 
 
@@ -355,11 +551,6 @@ class ExportIn(Strict):
         )
 
 
-class TaskAcceptedOut(BaseModel):
-    taskId: str
-    statusUrl: str
-
-
 class ExportLinkQuery(BaseModel):
     """The signed link's query string (``downloadUrl`` of a finished export task)."""
 
@@ -368,20 +559,31 @@ class ExportLinkQuery(BaseModel):
 
 
 class ListOrdersQuery(BaseModel):
-    """The OData query options of ``GET /api/orders`` (documented here; parsed by the service)."""
+    """The OData query options of ``GET /api/orders`` (documented here; parsed by the service).
 
-    model_config = ConfigDict(populate_by_name=True)
+    As OData 4.01 reads them: names in any case, the ``$`` optional (``$FILTER``, ``top``); other
+    parameters without ``$`` are custom options and ignored (``_=1700000000`` cache-busters)."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra=_no_null_defaults)
 
     filter: str | None = Field(
         None,
         alias="$filter",
         description=(
-            "OData filter: eq ne gt ge lt le, and or not, parentheses, in (...), contains, startswith, endswith, "
-            "tolower, toupper, year/month/day (UTC), null, 'strings' ('' escapes a quote), numbers, dates "
-            "(2026-06-01, midnight UTC), datetimes (2026-06-01T00:00:00Z), items/any(i: i/offerId eq 'offer_456') "
-            "and items/all(...). Fields: id customerId status paymentStatus paymentMethod paymentGatewayId "
-            "totalAmount currency itemCount createdAt updatedAt; item fields: id offerId quantity price status. "
-            "At most 2000 characters, 16 nesting levels, 100 conditions, 100 values per in-list."
+            "OData 4.01 filter. Operators (any case): eq ne gt ge lt le, and or not, in (...), add sub mul div "
+            "divby mod and unary -, parentheses. Literals: 'strings' ('' escapes a quote), numbers of any precision "
+            "with exponents (1.5e3), true, false, null, dates (2026-06-01: midnight UTC when compared with a "
+            "timestamp) and datetimes (2026-06-01T10:30:00Z), which stand for the span of their last digit: "
+            "createdAt eq 2026-06-01T10:30:00Z matches the whole second, so a timestamp the API returned finds its "
+            "order; write .123 for the millisecond. Functions: contains startswith endswith indexof length "
+            "substring trim concat tolower toupper (case-sensitive, 0-based), year month day hour minute second "
+            "date now (UTC), round floor ceiling. Numbers compare exactly (totalAmount gt 1.234 means more than "
+            "1.234); integer div truncates toward zero, mod takes the left side's sign, a division by a zero field "
+            "matches nothing. Lambdas: items/any(i: i/offerId eq 'offer_456'), items/all(...). `has` is refused "
+            "(no field is a flags enumeration). Fields: id customerId status paymentStatus paymentMethod "
+            "paymentGatewayId totalAmount currency itemCount createdAt updatedAt; item fields: id offerId quantity "
+            "price status. At most 2000 characters, 16 nesting levels, 12 nested functions or operators, "
+            "100 conditions, 100 values per in-list."
         ),
     )
     orderby: str | None = Field(
@@ -392,31 +594,52 @@ class ListOrdersQuery(BaseModel):
     top: int | None = Field(None, alias="$top", ge=0, le=1000, description="Page size, default 50, at most 1000.")
     skip: int | None = Field(None, alias="$skip", ge=0, le=100_000, description="Rows to skip (prefer nextLink).")
     count: bool | None = Field(None, alias="$count", description="Whether to return count (default true).")
-    select: str | None = Field(None, alias="$select", description="Comma-separated fields to return.")
-    expand: str | None = Field(None, alias="$expand", description="'items' adds each order's items.")
+    select: str | None = Field(
+        None, alias="$select", description="Comma-separated fields to return; `items` among them adds the items."
+    )
+    expand: str | None = Field(
+        None,
+        alias="$expand",
+        description="`items`: each entry's items (there by default; this keeps them with $select).",
+    )
     skiptoken: str | None = Field(
         None, alias="$skiptoken", description="Opaque keyset cursor; only ever taken from nextLink."
     )
 
 
-class OrderSummaryOut(BaseModel):
-    """A list entry: every field unless ``$select`` names some; ``items`` only with ``$expand=items``."""
+class OrderQuery(BaseModel):
+    """The options of ``GET /api/orders/{id}``."""
+
+    model_config = ConfigDict(populate_by_name=True, json_schema_extra=_no_null_defaults)
+
+    expand: str | None = Field(
+        None, alias="$expand", description="Comma-separated; `history` adds the status history (others are ignored)."
+    )
+
+
+class BulkCancelQuery(BaseModel):
+    dryRun: bool = Field(False, description="Answer 200 at once with what would happen, changing nothing.")
+
+
+class OrderSummaryOut(Omissible):
+    """A list entry: every field and ``items`` unless ``$select`` names some (``items`` then only
+    when named there or asked for with ``$expand=items``)."""
 
     id: str | None = None
     customerId: str | None = None
-    status: str | None = None
-    paymentStatus: str | None = None
+    status: OrderStatus | None = None
+    paymentStatus: PaymentStatus | None = None
     paymentMethod: str | None = None
     paymentGatewayId: str | None = None
     totalAmount: MoneyOut | None = None
     currency: str | None = None
     itemCount: int | None = None
-    createdAt: str | None = None
-    updatedAt: str | None = None
+    createdAt: Timestamp | None = None
+    updatedAt: Timestamp | None = None
     items: list[OrderItemOut] | None = None
 
 
-class OrderListOut(BaseModel):
+class OrderListOut(Omissible):
     value: list[OrderSummaryOut]
     count: int | None = Field(None, description="Rows matching $filter (all pages); omitted with $count=false.")
     nextLink: str | None = Field(None, description="The next page (keyset $skiptoken); absent on the last page.")
@@ -441,14 +664,16 @@ class MetricsGroupOut(MetricsFigures):
 
 
 class MetricsOut(MetricsFigures):
-    groupBy: str
+    groupBy: Literal["day", "week", "month", "status", "customer"]
     timezone: str
     groups: list[MetricsGroupOut]
-    groupsTruncated: bool = Field(False, description="True when groupBy=customer had more than 1000 customers.")
-    asOf: str
+    groupsTruncated: bool = Field(description="True when groupBy=customer had more than 1000 customers.")
+    asOf: Timestamp
 
 
 class ReconciliationQueryIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_defaults)
+
     date: DateIn | None = Field(None, description="Only the report of this UTC day (YYYY-MM-DD).")
     gatewayId: Identifier | None = Field(None, description="Only this gateway's reports.")
 
@@ -468,7 +693,7 @@ class AmountMismatchOut(BaseModel):
 
 class ReconciliationReportOut(BaseModel):
     id: str
-    date: str = Field(description="The UTC day settled (YYYY-MM-DD).")
+    date: CalendarDate = Field(description="The UTC day settled (YYYY-MM-DD).")
     gatewayId: str
     matchedCount: int = Field(description="Entries on both sides with the same amount.")
     missingInGateway: list[SettlementEntryOut] = Field(
@@ -476,7 +701,14 @@ class ReconciliationReportOut(BaseModel):
     )
     missingInDb: list[SettlementEntryOut] = Field(description="Captures or refunds at the gateway no payment records.")
     amountMismatches: list[AmountMismatchOut]
-    createdAt: str = Field(description="When the report was (last) computed.")
+    manualCount: int = Field(
+        description="Payments staff recorded as received outside the gateway that day (an unpaid order moved to "
+        "processing by hand): not compared with the gateway, which cannot know of them."
+    )
+    manualTotal: MoneyOut = Field(description="Their sum.")
+    manualRefundCount: int = Field(description="Refunds of such payments, given back outside the gateway.")
+    manualRefundTotal: MoneyOut = Field(description="Their sum.")
+    createdAt: Timestamp = Field(description="When the report was (last) computed.")
 
 
 class ReconciliationReportsOut(BaseModel):

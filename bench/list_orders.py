@@ -16,7 +16,9 @@ API under gunicorn (``config/gunicorn.py``: the asyncio front), then for each sc
 measure the median and p99 of sequential requests over one keep-alive connection, and the floor:
 the exact statements the service issued for that request (captured from SQLAlchemy with their
 parameters), replayed through a bare DBAPI connection the same number of times. Prints a table
-with the ratios and writes JSON to ``bench/results/``. Items are not loaded (no scenario reads them).
+with the ratios and writes JSON to ``bench/results/``. Each order gets one item (list entries carry
+their items); the status page is measured with them and, through ``$select``, without them, which
+is what the items cost.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from services.access.keys import issue_key  # noqa: E402
 from services.kernel.principal import Principal  # noqa: E402
 from services.orders.listing import ListOrders, list_orders  # noqa: E402
 from services.orders.metrics import MetricsQuery, order_metrics  # noqa: E402
+from services.orders.query.fields import FIELDS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 VAR = ROOT / "bench" / "var"
@@ -69,6 +72,16 @@ COLUMNS = (
     "id, customer_id, status, payment_status, payment_method, payment_gateway_id, total_amount, currency, "
     "item_count, version, hold_expires_at, checkout_url, created_at, updated_at"
 )
+ITEM_COLUMNS = "id, order_id, position, offer_id, quantity, price, status"
+# Every list field but items: the page as it was before entries carried their items.
+WITHOUT_ITEMS = ",".join(FIELDS)
+
+
+def item_of(order: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The order's one item (``generate`` gives every order ``item_count`` 1)."""
+    return (f"item_{order[0][4:]}", order[0], 0, "offer_456", 1, order[6], "pending")
+
+
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SPAN_DAYS = 365
 
@@ -119,9 +132,19 @@ def load_postgresql(url: str, rows: int, customers: int) -> None:
                     copy.write(buffer.getvalue())
                     buffer = io.StringIO()
             copy.write(buffer.getvalue())
+        with cur.copy(f"COPY order_items ({ITEM_COLUMNS}) FROM STDIN") as copy:
+            buffer = io.StringIO()
+            for count, row in enumerate(generate(rows, customers), 1):
+                buffer.write("\t".join(str(v) for v in item_of(row)))
+                buffer.write("\n")
+                if count % 50_000 == 0:
+                    copy.write(buffer.getvalue())
+                    buffer = io.StringIO()
+            copy.write(buffer.getvalue())
         conn.commit()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE orders")
+        conn.execute("VACUUM ANALYZE order_items")
     print(f"  loaded {rows:,} rows into PostgreSQL in {time.perf_counter() - started:.1f} s", flush=True)
 
 
@@ -136,13 +159,18 @@ def load_sqlite(path: Path, rows: int, customers: int) -> None:
     conn.execute("PRAGMA synchronous=OFF")
     placeholders = ", ".join("?" * 14)
     batch: list[tuple[Any, ...]] = []
+    items: list[tuple[Any, ...]] = []
+    insert_items = f"INSERT INTO order_items ({ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
     with conn:
         for row in generate(rows, customers):
             batch.append(tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in row))
+            items.append(item_of(row))
             if len(batch) == 50_000:
                 conn.executemany(f"INSERT INTO orders ({COLUMNS}) VALUES ({placeholders})", batch)
-                batch = []
+                conn.executemany(insert_items, items)
+                batch, items = [], []
         conn.executemany(f"INSERT INTO orders ({COLUMNS}) VALUES ({placeholders})", batch)
+        conn.executemany(insert_items, items)
     conn.execute("ANALYZE")
     conn.close()
     print(f"  loaded {rows:,} rows into SQLite in {time.perf_counter() - started:.1f} s", flush=True)
@@ -280,6 +308,17 @@ def scenarios(customer: str, month: tuple[date, date]) -> list[dict[str, Any]]:
             "role": "admin",
         },
         {
+            "name": "status page without items ($select)",
+            "path": "/api/orders",
+            "params": {
+                "$filter": "status eq 'processing'",
+                "$orderby": "createdAt desc",
+                "$top": "50",
+                "$select": WITHOUT_ITEMS,
+            },
+            "role": "admin",
+        },
+        {
             "name": "a customer's orders (customer key)",
             "path": "/api/orders",
             "params": {},
@@ -324,7 +363,12 @@ def measure(
             query = MetricsQuery(month[0], month[1], "day", "UTC")
             statements = capture(db, lambda query=query, principal=principal: order_metrics(db, principal, query))
         else:
-            options = ListOrders(filter=params.get("$filter"), orderby=params.get("$orderby"), top=params.get("$top"))
+            options = ListOrders(
+                filter=params.get("$filter"),
+                orderby=params.get("$orderby"),
+                top=params.get("$top"),
+                select=params.get("$select"),
+            )
             statements = capture(
                 db,
                 lambda options=options, principal=principal: list_orders(db, principal, options, secret_key=secret_key),

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from models import sqlite_numeric
 
 
 def _sqlite_tuning(engine: Engine, settings: Settings, *, immediate: bool) -> None:
@@ -30,6 +31,7 @@ def _sqlite_tuning(engine: Engine, settings: Settings, *, immediate: bool) -> No
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        sqlite_numeric.register(dbapi_conn)
 
     if immediate:
 

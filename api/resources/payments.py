@@ -8,8 +8,8 @@ import falcon
 
 from api.async_answer import answer_job
 from api.deps import Deps
-from api.openapi import responses, spec
-from api.schemas import AcceptedOut, CheckoutPendingOut, PaymentIn, PaymentResultOut, WebhookAckOut
+from api.openapi import LOCATION, PREFER, RETRY_AFTER, Reply, operation, queued
+from api.schemas import CheckoutPendingOut, ErrorOut, PaymentIn, PaymentResultOut, WebhookAckOut
 from api.validation import parse_body
 from services.payments.checkout import checkout_url, complete_checkout
 from services.payments.requests import PaymentRequest, request_payment
@@ -32,11 +32,17 @@ class PaymentResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        json=PaymentIn,
-        resp=responses(HTTP_200=PaymentResultOut, HTTP_202=AcceptedOut, HTTP_402=None),
+    @operation(
+        "processPayment",
         tags=["payments"],
-        skip_validation=True,
+        json=PaymentIn,
+        idempotent=True,
+        request_headers=(PREFER,),
+        replies={
+            **queued(PaymentResultOut, "the brief's payment answer."),
+            402: Reply(ErrorOut, "With `Prefer: wait=N`: PAYMENT_FAILED, the gateway declined (`details[0].reason`)."),
+        },
+        errors=(403, 404),
     )
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Queue a payment action (process, authorize, capture, void, refund); honours ``Prefer: wait=N``.
@@ -69,8 +75,15 @@ class CheckoutRedirectResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        resp=responses(HTTP_202=CheckoutPendingOut, HTTP_303=None), tags=["payments"], skip_validation=True, security={}
+    @operation(
+        "openCheckout",
+        tags=["payments"],
+        public=True,
+        replies={
+            303: Reply(description="To the gateway's hosted checkout page.", headers=(LOCATION,)),
+            202: Reply(CheckoutPendingOut, "The checkout task has not opened the session yet.", (RETRY_AFTER,)),
+        },
+        errors=(404, 503),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: str) -> None:
         """303 to the gateway's hosted checkout once it exists; 202 + ``Retry-After`` before."""
@@ -128,7 +141,13 @@ class WebhookResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_200=WebhookAckOut), tags=["payments"], skip_validation=True, security={})
+    @operation(
+        "receiveGatewayWebhook",
+        tags=["payments"],
+        public=True,
+        replies={200: Reply(WebhookAckOut, "Verified and stored.")},
+        errors=(404, 413, 503),
+    )
     def on_post(self, req: falcon.Request, resp: falcon.Response, gateway_id: str) -> None:
         """Verify, store once, apply; an event for something not visible yet is kept and applied later."""
         headers = {name.lower(): value for name, value in req.headers.items()}

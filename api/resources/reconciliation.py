@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import Reply, operation
 from api.render import reconciliation_report_body
 from api.schemas import ReconciliationQueryIn, ReconciliationReportsOut
 from api.validation import parse_query
@@ -16,11 +16,12 @@ class ReconciliationReportsResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(
-        query=ReconciliationQueryIn,
-        resp=responses(HTTP_200=ReconciliationReportsOut),
+    @operation(
+        "listReconciliationReports",
         tags=["reconciliation"],
-        skip_validation=True,
+        query=ReconciliationQueryIn,
+        replies={200: Reply(ReconciliationReportsOut, "The reports.")},
+        errors=(403,),
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Settlement reports: for each UTC day and gateway, the gateway's captures and refunds
@@ -30,7 +31,10 @@ class ReconciliationReportsResource:
         again replaces its report. `matchedCount`: entries on both sides with equal amounts;
         `missingInGateway`: payments that succeeded here but are unknown to the gateway;
         `missingInDb`: money the gateway moved that no payment here records as succeeded;
-        `amountMismatches`: the same entry with different amounts. An entry is looked for on the
+        `amountMismatches`: the same entry with different amounts; `manualCount`/`manualTotal` (and
+        `manualRefundCount`/`manualRefundTotal`): payments staff recorded as received (given back)
+        outside the gateway, which the gateway cannot know of, so they are counted apart and never
+        reported missing. An entry is looked for on the
         other side up to an hour either side of the day. Gateways whose adapter cannot list its
         ledger (stripe, today) have no reports.
         """

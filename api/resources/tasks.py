@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from api.deps import Deps
-from api.openapi import responses, spec
+from api.openapi import POLL_AFTER, Reply, operation
 from api.render import task_body
 from api.schemas import TaskOut
 from services.jobs.views import get_job
@@ -17,7 +17,12 @@ class TaskResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    @spec.validate(resp=responses(HTTP_200=TaskOut), tags=["tasks"], skip_validation=True)
+    @operation(
+        "getTask",
+        tags=["tasks"],
+        replies={200: Reply(TaskOut, "The task; `type` says which `result` it has.", (POLL_AFTER,))},
+        errors=(404,),
+    )
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         """State, progress, result or error of a queued task; ``Retry-After`` while unfinished."""
         job = get_job(self.deps.db, req.context.principal, task_id)

@@ -4,6 +4,10 @@ The caller hands over the raw query options (strings, exactly as received); this
 validates them (every problem is :class:`InvalidQuery` with its parameter and position), scopes
 customers to their own orders, and answers one page plus the total count and an opaque keyset
 token for the next page.
+
+Entries carry their ``items``, as the brief's list shows. ``$select`` names the fields to return;
+``items`` is among them only when named there or asked for with ``$expand=items`` (a client that
+selects ``id,status`` wants neither the items nor their query).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ DEFAULT_TOP = 50
 MAX_TOP = 1000
 MAX_SKIP = 100_000
 EXPANDABLE = ("items",)
+SELECTABLE = (*FIELDS, *EXPANDABLE)
 _DIGITS = re.compile(r"^[0-9]{1,9}$", re.ASCII)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
@@ -127,8 +132,22 @@ def _digest(filter_text: str | None, orderby: OrderBy) -> str:
 _COLUMNS = [spec.column for spec in FIELDS.values()]
 
 
-def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
-    """One page of the orders ``principal`` may see, filtered and ordered as asked."""
+@dataclass(frozen=True)
+class _Plan:
+    """The options, checked: every problem is raised before anything is read."""
+
+    conditions: list[ColumnElement[bool]]  # what the count counts
+    page_conditions: list[ColumnElement[bool]]  # what the page reads (after the skiptoken)
+    orderby: OrderBy
+    top: int
+    skip: int
+    want_count: bool
+    fields: tuple[str, ...]
+    expand_items: bool
+    digest: str
+
+
+def _plan(principal: Principal, query: ListOrders, secret_key: str) -> _Plan:
     conditions = scope(principal)
     if query.filter is not None:
         conditions.append(compile_filter(query.filter))
@@ -136,23 +155,35 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
     top = _integer("$top", query.top, DEFAULT_TOP, MAX_TOP)
     skip = _integer("$skip", query.skip, 0, MAX_SKIP)
     want_count = _count_wanted(query.count)
-    selected = _names("$select", query.select, FIELDS)
+    selected = _names("$select", query.select, SELECTABLE)
     fields = tuple(name for name in FIELDS if name in selected) if selected else tuple(FIELDS)
-    expand_items = bool(_names("$expand", query.expand, EXPANDABLE))
+    expanded = _names("$expand", query.expand, EXPANDABLE)
+    expand_items = not selected or "items" in selected or bool(expanded)
     digest = _digest(query.filter, orderby)
-
     page_conditions = list(conditions)
     if query.skiptoken is not None:
         page_conditions.append(paging.after(orderby, paging.decode_token(secret_key, orderby, query.skiptoken, digest)))
+    return _Plan(conditions, page_conditions, orderby, top, skip, want_count, fields, expand_items, digest)
 
+
+def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
+    """One page of the orders ``principal`` may see, filtered and ordered as asked."""
+    plan = _plan(principal, query, secret_key)
+    top = plan.top
     with db.reader() as session:
-        statement = select(*_COLUMNS).where(*page_conditions).order_by(*orderby.clauses).limit(top + 1).offset(skip)
+        statement = (
+            select(*_COLUMNS)
+            .where(*plan.page_conditions)
+            .order_by(*plan.orderby.clauses)
+            .limit(top + 1)
+            .offset(plan.skip)
+        )
         fetched = session.execute(statement).all() if top > 0 else []
         count = None
-        if want_count:
-            count = session.scalar(select(func.count()).select_from(Order).where(*conditions))
+        if plan.want_count:
+            count = session.scalar(select(func.count()).select_from(Order).where(*plan.conditions))
         rows = [OrderRow(*row) for row in fetched[:top]]
-        if expand_items and rows:
+        if plan.expand_items and rows:
             items: dict[str, list[ItemView]] = {row.id: [] for row in rows}
             found = session.execute(
                 select(OrderItem)
@@ -166,9 +197,19 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
     next_token = None
     if len(fetched) > top and rows:
         last = rows[-1]
-        values = [getattr(last, key.field.attribute) for key in orderby.keys]
-        next_token = paging.encode_token(secret_key, orderby, values, digest)
-    return OrderPage(rows=rows, count=count, next_token=next_token, fields=fields, expand_items=expand_items)
+        values = [getattr(last, key.field.attribute) for key in plan.orderby.keys]
+        next_token = paging.encode_token(secret_key, plan.orderby, values, plan.digest)
+    return OrderPage(rows=rows, count=count, next_token=next_token, fields=plan.fields, expand_items=plan.expand_items)
+
+
+def count_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> int:
+    """How many orders ``principal`` may see match ``$filter`` (``GET /api/orders/$count``).
+
+    The other options are checked as the list checks them (a malformed ``$top`` is still a 400)
+    and do not change the count, as OData has it."""
+    conditions = _plan(principal, query, secret_key).conditions
+    with db.reader() as session:
+        return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
 
 
 def _with_items(row: OrderRow, items: list[ItemView]) -> OrderRow:

@@ -9,7 +9,10 @@ gateway's refund id) — and stores one report per (day, gateway):
 - ``missingInGateway``: our successful payments the gateway has no record of;
 - ``missingInDb``: money the gateway moved that no payment of ours records as succeeded
   (e.g. a capture whose webhook was lost and not reconciled yet);
-- ``amountMismatches``: the same entry with different amounts.
+- ``amountMismatches``: the same entry with different amounts;
+- ``manual``: payments staff recorded as received (or refunded) outside the gateway (method
+  ``manual``, no gateway transaction): the gateway cannot know of them, so they are neither
+  matched nor missing, only counted and summed on their own.
 
 An entry is looked for on the other side within a margin around the day (``MARGIN``), so a capture
 booked at the gateway at 23:59:59 and confirmed here just after midnight is not reported missing.
@@ -33,7 +36,7 @@ from models.ids import new_id
 from models.types import utcnow
 from services.kernel.money import to_money
 from services.kernel.principal import Principal
-from services.ledger.book import CAPTURING_ACTIONS, REFUND, SUCCEEDED
+from services.ledger.book import CAPTURING_ACTIONS, MANUAL, REFUND, SUCCEEDED
 from services.payments.gateways.base import GatewayError, LedgerEntry, SettlementUnsupported
 from services.payments.gateways.registry import Gateways
 
@@ -53,6 +56,7 @@ class ReportView:
     missing_in_gateway: list[dict[str, Any]]
     missing_in_db: list[dict[str, Any]]
     amount_mismatches: list[dict[str, Any]]
+    manual: dict[str, Any]  # {"count", "total", "refundCount", "refundTotal"}; amounts as strings
     created_at: datetime
 
 
@@ -71,6 +75,7 @@ class SettlementRun:
                     "missingInGateway": len(r.missing_in_gateway),
                     "missingInDb": len(r.missing_in_db),
                     "amountMismatches": len(r.amount_mismatches),
+                    "manual": r.manual["count"] + r.manual["refundCount"],
                 }
                 for r in self.reports
             },
@@ -111,6 +116,32 @@ def _db_side(db: Database, gateway_id: str, start: datetime, end: datetime) -> d
     )
 
 
+def _manual_side(db: Database, gateway_id: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Count and sum of the day's payments recorded outside the gateway, captures and refunds apart.
+
+    A manual capture has action ``manual``; the refund of one has method ``manual``. Neither has a
+    gateway transaction id, which is why :func:`_db_side` never compares them."""
+    with db.reader() as session:
+        rows = session.execute(
+            select(Payment.action, Payment.amount).where(
+                Payment.gateway_id == gateway_id,
+                Payment.state == SUCCEEDED,
+                Payment.method == MANUAL,
+                Payment.gateway_transaction_id.is_(None),
+                Payment.updated_at >= start,
+                Payment.updated_at < end,
+            )
+        ).all()
+    captures = [row.amount for row in rows if row.action == MANUAL]
+    refunds = [row.amount for row in rows if row.action == REFUND]
+    return {
+        "count": len(captures),
+        "total": str(to_money(sum(captures, Decimal(0)))),
+        "refundCount": len(refunds),
+        "refundTotal": str(to_money(sum(refunds, Decimal(0)))),
+    }
+
+
 def _entry(key: Key, amount: Decimal) -> dict[str, Any]:
     return {"id": key[1], "kind": key[0], "amount": str(amount)}
 
@@ -140,6 +171,9 @@ def compare(
     return matched, missing_in_gateway, missing_in_db, mismatches
 
 
+_NO_MANUAL = {"count": 0, "total": "0.00", "refundCount": 0, "refundTotal": "0.00"}
+
+
 def _view(row: ReconciliationReport) -> ReportView:
     return ReportView(
         row.id,
@@ -149,11 +183,14 @@ def _view(row: ReconciliationReport) -> ReportView:
         list(row.missing_in_gateway),
         list(row.missing_in_db),
         list(row.amount_mismatches),
+        dict(row.manual or _NO_MANUAL),
         row.created_at,
     )
 
 
-def _store(db: Database, day: date, gateway_id: str, found: tuple[int, list, list, list]) -> ReportView:
+def _store(
+    db: Database, day: date, gateway_id: str, found: tuple[int, list, list, list], manual: dict[str, Any]
+) -> ReportView:
     matched, missing_in_gateway, missing_in_db, mismatches = found
     for attempt in (1, 2):
         try:
@@ -170,6 +207,7 @@ def _store(db: Database, day: date, gateway_id: str, found: tuple[int, list, lis
                 row.missing_in_gateway = missing_in_gateway
                 row.missing_in_db = missing_in_db
                 row.amount_mismatches = mismatches
+                row.manual = manual
                 row.created_at = utcnow()
                 session.flush()
                 return _view(row)
@@ -196,7 +234,8 @@ def settle_day(db: Database, gateways: Gateways, day: date) -> SettlementRun:
             continue
         db_wide = _db_side(db, gateway_id, start - MARGIN, end + MARGIN)
         db_day = _db_side(db, gateway_id, start, end)
-        run.reports.append(_store(db, day, gateway_id, compare(gateway_day, gateway_wide, db_day, db_wide)))
+        found = compare(gateway_day, gateway_wide, db_day, db_wide)
+        run.reports.append(_store(db, day, gateway_id, found, _manual_side(db, gateway_id, start, end)))
     return run
 
 

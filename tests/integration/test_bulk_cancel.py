@@ -274,3 +274,18 @@ def get_args(db, job_id: str) -> dict:
 def order_version(db, order_id: str) -> int:
     with db.reader() as session:
         return session.get(Order, order_id).version
+
+
+def test_dry_run_is_a_strict_boolean(client, admin_headers):
+    """``?dryRun=`` or ``?dryRun=yes`` is refused, never read as true (or false): a typo must not
+    turn a rehearsal into a real bulk cancel, or the other way round."""
+    for value in ("", "yes", "1", "maybe"):
+        result = client.simulate_post(
+            "/api/orders/bulk-cancel",
+            json={"orderIds": ["ord_missing"]},
+            query_string=f"dryRun={value}",
+            headers=admin_headers,
+        )
+        assert result.status_code == 400 and result.json["error"]["code"] == "VALIDATION_ERROR", value
+    upper = bulk(client, admin_headers, ["ord_missing"], dryRun="TRUE")
+    assert upper.status_code == 200 and upper.json["dryRun"] is True

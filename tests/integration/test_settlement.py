@@ -17,7 +17,7 @@ from models.ids import new_id
 from services.kernel.principal import SYSTEM
 from services.payments.settlement import compare, list_reports
 from tests.conftest import auth
-from tests.integration.helpers import brief_payment, error_code, payments_of, place
+from tests.integration.helpers import brief_payment, error_code, payments_of, place, wait_task
 from tests.support.polling import wait_for
 from workers.app import create_celery_app
 
@@ -131,3 +131,29 @@ def test_an_entry_just_across_midnight_is_matched_not_missing():
     assert compare(day_side, day_side, {}, day_side) == (1, [], [], [])
     assert compare({}, day_side, day_side, day_side) == (1, [], [], [])
     assert compare(day_side, day_side, {}, {}) == (0, [], [{"id": "pi_1", "kind": "capture", "amount": "10.00"}], [])
+
+
+def test_payments_recorded_outside_the_gateway_are_counted_apart_not_as_differences(
+    client, admin_headers, make_offer, deps, settings, worker
+):
+    """Staff confirming an unpaid order ("Payment confirmed") records a manual payment; cancelling
+    it records a manual refund. Neither reached the gateway, so neither is missing there."""
+    order = place(client, admin_headers, make_offer("20.00"), gateway="sandbox", price=20.00)
+    assert wait_task(client, order["taskId"], admin_headers)["state"] == "succeeded"
+    path = f"/api/orders/{order['orderId']}/status"
+    for status in ("processing", "cancelled"):
+        changed = client.simulate_patch(
+            path, json={"status": status, "reason": "Payment confirmed"}, headers=admin_headers
+        )
+        assert changed.status_code == 200, changed.text
+    manual = [p for p in payments_of(deps.db, order["orderId"]) if p.method == "manual"]
+    assert [(p.action, p.amount) for p in manual] == [("manual", Decimal("20.00")), ("refund", Decimal("20.00"))]
+    with deps.db.transaction() as session:
+        session.execute(update(Payment).where(Payment.id.in_([p.id for p in manual])).values(updated_at=NOON))
+
+    report = settle(settings, deps, client, admin_headers, gateway_id="sandbox")
+    assert (report["manualCount"], report["manualTotal"]) == (1, 20.00), report
+    assert (report["manualRefundCount"], report["manualRefundTotal"]) == (1, 20.00), report
+    assert (report["missingInGateway"], report["missingInDb"], report["amountMismatches"]) == ([], [], [])
+    stripe_1 = reports(client, admin_headers, "stripe_1")
+    assert all(r["manualCount"] == 0 for r in stripe_1)  # another gateway's day

@@ -134,6 +134,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
     ("GET", "/api/meta/order-states"): (_get("/api/meta/order-states"), public(200)),
     # Orders: customers list their own (scoping checked below) and place their own.
     ("GET", "/api/orders"): (_get("/api/orders"), ANY_KEY),
+    ("GET", "/api/orders/$count"): (_get("/api/orders/$count"), ANY_KEY),  # customers count their own
     (
         "POST",
         "/api/orders",

@@ -87,3 +87,33 @@ def test_offset_segments_split_at_dst_changes():
         (datetime(2019, 11, 3, 6, tzinfo=UTC), -5 * 3600),
     ]
     assert offset_segments(ZoneInfo("UTC"), start, end) == [(start, 0)]
+
+
+def test_sqlite_exact_arithmetic_is_decimal_arithmetic():
+    """What SQLite computes for the query language (its money columns are REAL)."""
+    from models.sqlite_numeric import exact_arith, exact_cmp
+
+    assert exact_arith("mul", 99.99, 3) == "299.97"  # not 299.96999999999997
+    assert (exact_arith("idiv", -7, 2), exact_arith("mod", -7, 2), exact_arith("mod", 7, -4)) == ("-3", "-1", "3")
+    assert (exact_arith("round", 2.5, None), exact_arith("round", -2.5, None)) == ("3", "-3")  # away from zero
+    assert (exact_arith("floor", "-2.5", None), exact_arith("ceiling", 1e50, None)) == ("-3", "1E+50")
+    assert exact_arith("div", 1, 0) is None and exact_arith("mod", 1, 0) is None  # no value: never matches
+    assert exact_arith("add", "garbage", 1) is None and exact_arith("add", None, 1) is None
+    assert exact_cmp("eq", exact_arith("add", 0.1, 0.2), "0.3") == 1
+    assert exact_cmp("gt", None, 1) is None
+
+
+def test_a_datetime_literal_stands_for_the_span_of_its_last_digit():
+    sql = _sql("createdAt eq 2026-06-02T10:30:00Z")
+    assert "orders.created_at >= ? AND orders.created_at < ?" in sql
+    compiled = select(Order.id).where(compile_filter("createdAt eq 2026-06-02T10:30:00.123Z")).compile()
+    bounds = sorted(value for value in compiled.params.values())
+    assert bounds == [datetime(2026, 6, 2, 10, 30, 0, 123000, UTC), datetime(2026, 6, 2, 10, 30, 0, 124000, UTC)]
+
+
+def test_nesting_past_the_limit_names_its_position():
+    expression = "itemCount" + " add 1" * 12 + " gt 0"
+    with pytest.raises(InvalidQuery) as caught:
+        compile_filter(expression)
+    [detail] = caught.value.details
+    assert "nested too deeply" in detail["message"] and 0 < detail["position"] < len(expression)

@@ -1,4 +1,4 @@
-"""``$orderby``: comma-separated API fields, each ``asc`` (default) or ``desc``; ``id`` breaks ties.
+"""``$orderby``: comma-separated API fields, each ``asc`` (default) or ``desc`` (any case); ``id`` breaks ties.
 
 The tie-break makes every ordering total, which is what keyset paging (``services.query.paging``)
 needs; it takes the direction of the last key so that ``createdAt desc`` is served by a backward
@@ -73,6 +73,7 @@ def compile_orderby(expression: str | None, *, parameter: str = "$orderby", defa
             raise InvalidQuery.at(
                 parameter, position + match.start("field"), f"unknown field {name!r}; fields are: {', '.join(FIELDS)}"
             )
+        direction = direction.lower() if direction else None  # OData 4.01: keywords are case-insensitive
         if direction not in (None, "asc", "desc"):
             raise InvalidQuery.at(parameter, position + match.start("direction"), "expected 'asc' or 'desc'")
         if name in seen:
