@@ -23,9 +23,9 @@ from typing import Any
 import falcon
 import msgspec
 from celery import Celery
-from sqlalchemy import Engine, create_engine, insert, select
+from sqlalchemy import Engine, bindparam, create_engine, func, insert, select, update
 
-from models import Order, OrderItem
+from models import Offer, Order, OrderItem
 from services.jobs.kinds import CHECKOUT
 
 CHECKOUT_TASK, CHECKOUT_QUEUE = CHECKOUT.task_name, CHECKOUT.queue  # the same message the service sends
@@ -43,10 +43,52 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_offers = Offer.__table__
+# The reservation floor's one addition: the service's conditional stock UPDATE, last before COMMIT.
+_RESERVE = (
+    update(_offers)
+    .where(_offers.c.id == bindparam("offer"), _offers.c.stock_available >= bindparam("wanted"))
+    .values(
+        stock_available=_offers.c.stock_available - bindparam("wanted"),
+        stock_reserved=_offers.c.stock_reserved + bindparam("wanted"),
+    )
+)
+
+
 class FloorOrders:
-    def __init__(self, write: Engine, celery: Celery) -> None:
+    def __init__(self, write: Engine, celery: Celery, read: Engine, *, reserve: bool = False) -> None:
         self.write = write
         self.celery = celery
+        self.read = read
+        self.reserve = reserve
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The list's floor: a page of 20 orders of one status, newest first, its items and the count."""
+        status = req.get_param("status") or "pending_payment"
+        with self.read.connect() as conn:
+            page = (
+                conn.execute(
+                    select(_orders)
+                    .where(_orders.c.status == status)
+                    .order_by(_orders.c.created_at.desc(), _orders.c.id.desc())
+                    .limit(21)
+                )
+                .mappings()
+                .all()[:20]
+            )
+            count = conn.execute(select(func.count()).select_from(_orders).where(_orders.c.status == status)).scalar()
+            items: dict[str, list[dict[str, Any]]] = {row["id"]: [] for row in page}
+            if items:
+                for item in conn.execute(select(_items).where(_items.c.order_id.in_(list(items)))).mappings():
+                    items[item["order_id"]].append(
+                        {"id": item["id"], "offerId": item["offer_id"], "price": item["price"]}
+                    )
+        body = {
+            "value": [{"id": row["id"], "status": row["status"], "items": items[row["id"]]} for row in page],
+            "count": count,
+        }
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _encoder.encode(body)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = json.loads(req.bounded_stream.read(), parse_float=Decimal)
@@ -85,6 +127,11 @@ class FloorOrders:
                     "status": "pending",
                 },
             )
+            if (
+                self.reserve
+                and conn.execute(_RESERVE, {"offer": item["offerId"], "wanted": int(item["quantity"])}).rowcount != 1
+            ):
+                raise falcon.HTTPBadRequest(title="INSUFFICIENT_INVENTORY")
         self.celery.send_task(CHECKOUT_TASK, args=[task_id], task_id=task_id, queue=CHECKOUT_QUEUE)
         resp.status = falcon.HTTP_201
         resp.content_type = falcon.MEDIA_JSON
@@ -121,14 +168,14 @@ class FloorOrder:
         resp.data = _encoder.encode(body)
 
 
-def create_app(database_url: str, redis_url: str, *, pool_size: int = 8) -> falcon.App:
+def create_app(database_url: str, redis_url: str, *, pool_size: int = 8, reserve: bool = False) -> falcon.App:
     """Engines and the Celery app are built here, per gunicorn worker, never at import time."""
     write = create_engine(database_url, pool_size=pool_size, max_overflow=8)
     read = create_engine(database_url, pool_size=pool_size, max_overflow=8, isolation_level="AUTOCOMMIT")
     celery = Celery("floor", broker=redis_url, set_as_current=False)
     celery.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
     app = falcon.App()
-    app.add_route("/api/orders", FloorOrders(write, celery))
+    app.add_route("/api/orders", FloorOrders(write, celery, read, reserve=reserve))
     app.add_route("/api/orders/{order_id}", FloorOrder(read))
     return app
 
@@ -136,3 +183,9 @@ def create_app(database_url: str, redis_url: str, *, pool_size: int = 8) -> falc
 def get_app() -> falcon.App:
     """Gunicorn entry point: the same ``DATABASE_URL`` and ``REDIS_URL`` the service reads."""
     return create_app(os.environ["DATABASE_URL"], os.environ["REDIS_URL"])
+
+
+def get_reserving_app() -> falcon.App:
+    """The reservation floor: the floor plus the same conditional stock UPDATE the service runs,
+    so the price of the hot row and the price of the service's own code show apart."""
+    return create_app(os.environ["DATABASE_URL"], os.environ["REDIS_URL"], reserve=True)

@@ -109,28 +109,42 @@ def throughput_figures(workload: str, service: Any, floor: Any) -> list[Figure]:
     ]
 
 
-def compare_http(stack: Stack, workload: str, path: str, script: str, floor_url: str) -> list[Figure]:
+def compare_http(
+    stack: Stack,
+    workload: str,
+    path: str,
+    script: str,
+    floor_url: str,
+    *,
+    other_floors: dict[str, str] | None = None,
+    connections: int | None = None,
+) -> list[Figure]:
     """Load ``path`` on the service and on the floor in alternating rounds (service, floor, service,
     floor, …), after one warm-up of each, so a change in the machine's load (other suites share
     it) falls on both sides instead of on whichever happened to run second. Queues are drained
-    after every round, so neither side pays for the other's backlog."""
+    after every round, so neither side pays for the other's backlog.
+
+    ``other_floors`` (name → URL) are measured in the same rounds; their rows are the service
+    against each of them, named ``"<workload> vs <name>"``."""
     options = stack.options
     rounds = max(1, options.rounds)
-    sides = {"service": stack.service_url, "floor": floor_url}
+    connections = connections or options.connections
+    sides = {"service": stack.service_url, "floor": floor_url, **(other_floors or {})}
     runs: dict[str, list[LoadResult]] = {side: [] for side in sides}
     for base in sides.values():
         if options.warmup > 0:
-            run_wrk(base + path, script=script, connections=options.connections, duration=options.warmup)
+            run_wrk(base + path, script=script, connections=connections, duration=options.warmup)
         stack.settle()
     for _ in range(rounds):
         for side, base in sides.items():
-            result = run_wrk(
-                base + path, script=script, connections=options.connections, duration=options.duration / rounds
-            )
+            result = run_wrk(base + path, script=script, connections=connections, duration=options.duration / rounds)
             runs[side].append(result)
             stack.settle()
-    figures = throughput_figures(workload, combine(runs["service"]), combine(runs["floor"]))
+    service = combine(runs["service"])
+    figures = throughput_figures(workload, service, combine(runs["floor"]))
     figures[0].notes["rounds"] = {side: [r.as_dict() for r in results] for side, results in runs.items()}
+    for name in other_floors or {}:
+        figures += throughput_figures(f"{workload} vs {name}", service, combine(runs[name]))
     return figures
 
 

@@ -118,6 +118,34 @@ end
     return "\n".join(lines) + "\n"
 
 
+def rotating_script(requests: list[tuple[str, str, str | None]], headers: dict[str, str] | None = None) -> str:
+    """A wrk script whose requests cycle through ``requests`` (method, path, body): a mix of
+    operations, or one operation over many rows. Each thread starts at its own offset."""
+    lines = [f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}" for name, value in (headers or {}).items()]
+    entries = ",".join(
+        "{" + ",".join([_lua_string(method), _lua_string(path), _lua_string(body) if body else "nil"]) + "}"
+        for method, path, body in requests
+    )
+    lines.append("local reqs = {" + entries + "}")
+    lines.append(
+        """
+local next_offset = 0
+function setup(thread)
+  thread:set("offset", next_offset)
+  next_offset = next_offset + 7919
+end
+local i = nil
+function request()
+  if i == nil then i = offset or 0 end
+  i = i + 1
+  local r = reqs[(i % #reqs) + 1]
+  return wrk.format(r[1], r[2], nil, r[3])
+end
+"""
+    )
+    return "\n".join(lines) + "\n"
+
+
 def check_loopback(url: str) -> None:
     """Refuse any target but this machine: the harness must never load someone else's server."""
     host = urlsplit(url).hostname

@@ -64,6 +64,7 @@ def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
+            dbapi_conn.rollback()  # the ping opened a transaction on a non-autocommit connection
         except Exception as exc:  # the pool discards this connection and checks out a new one
             raise DisconnectionError(f"idle connection is gone: {exc!r}") from exc
 

@@ -13,6 +13,8 @@ from typing import Any
 from celery import Celery
 
 from config.settings import Settings
+from models.ids import new_id
+from services.jobs.kinds import BATCHES, JobKind
 from services.jobs.outbox import JobRef
 from workers.app import create_celery_app
 from workers.queues import ALL_QUEUES as QUEUES
@@ -48,17 +50,39 @@ class TaskSender:
             )
             return False
 
-    def send_all(self, refs: Iterable[JobRef], *, request_id: str | None = None) -> list[str]:
-        """Publish several over one producer connection; returns the ids that were sent.
+    def _publish_batch(self, batch: JobKind, job_ids: list[str], request_id: str | None, producer: Any) -> None:
+        self.app.send_task(
+            batch.task_name,
+            args=[job_ids],
+            task_id=new_id("batch"),
+            queue=batch.queue,
+            headers={"request_id": request_id},
+            retry=False,
+            producer=producer,
+        )
 
-        The first failure stops the batch (the broker is down); the rest stay ``queued``.
+    def send_all(self, refs: Iterable[JobRef], *, request_id: str | None = None) -> list[str]:
+        """Publish several over one producer connection; returns the ids of the jobs sent.
+
+        Jobs of a kind with a batch task (``services.jobs.kinds.BATCHES``) go in messages of many.
+        The first failure stops the sending (the broker is down); the rest stay ``queued``.
         """
         sent: list[str] = []
+        batched: dict[str, list[str]] = {}
         try:
             with self.app.producer_or_acquire() as producer:
                 for ref in refs:
+                    if ref.task_name in BATCHES:
+                        batched.setdefault(ref.task_name, []).append(ref.job_id)
+                        continue
                     self._publish(ref, request_id, producer)
                     sent.append(ref.job_id)
+                for task_name, job_ids in batched.items():
+                    batch, size = BATCHES[task_name]
+                    for start in range(0, len(job_ids), size):
+                        chunk = job_ids[start : start + size]
+                        self._publish_batch(batch, chunk, request_id, producer)
+                        sent.extend(chunk)
         except Exception as exc:  # as in send(): any broker error means "not sent now"
             log.warning("job messages not sent; the relay will resend them", extra={"error": repr(exc)})
         return sent

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from config.metrics import TASK_DURATION, TASKS
 from config.settings import Settings
 from models import Database
-from services.jobs.machine import AtomicWork, claim_job, finish_job, run_atomically
+from services.jobs.machine import AtomicWork, claim_job, finish_job, run_atomically, run_batch_atomically
 from services.jobs.outbox import JobOutcome, JobRef, note_resent
 from services.jobs.progress import set_progress
 from services.kernel.errors import DomainError, TransientError
@@ -172,6 +172,33 @@ def _run_atomically(task: Task, job_id: str, work: AtomicWork, record: RunRecord
         _send_follow_ups(worker, run.outcome.send, run.request_id)
     finally:
         structlog.contextvars.unbind_contextvars("job_type")
+
+
+def run_batch(task: Task, job_ids: list[str], work: AtomicWork) -> None:
+    """Run a batch message's jobs (see :func:`services.jobs.machine.run_batch_atomically`)."""
+    with _recorded() as record:
+        worker = worker_context()
+        record.job_type = "batch"
+        try:
+            run = run_batch_atomically(worker.db, job_ids, work, transient=TRANSIENT)
+        except TRANSIENT as exc:
+            if task.request.retries < (task.max_retries or 0):
+                record.result = "retried"
+                log.warning("transient failure in a batch; retrying", error=repr(exc), jobs=len(job_ids))
+                raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
+            unavailable = {"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []}
+            for job_id in job_ids:  # finishes only those still unfinished
+                finish_job(worker.db, job_id, error=unavailable)
+            announce(worker.redis, job_ids)
+            record.result = "failed"
+            return
+        if run.runs:
+            record.job_type = run.runs[0].job_type or "batch"
+        record.result = "failed" if any(one.error for one in run.runs) else "succeeded"
+        announce(worker.redis, [*job_ids, *run.parents])
+        log.info("batch finished", jobs=len(run.runs), completed_parents=len(run.completed_parents))
+        follow_ups = [ref for one in run.runs for ref in one.outcome.send]
+        _send_follow_ups(worker, follow_ups, run.runs[0].request_id if run.runs else None)
 
 
 def _retry_or_fail(task: Task, worker: WorkerContext, job_id: str, exc: BaseException, record: RunRecord) -> None:

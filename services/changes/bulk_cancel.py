@@ -157,7 +157,9 @@ def plan_bulk_cancel(db: Database, principal: Principal, order_ids: list[str], c
 def fan_out(db: Database, parent_id: str, args: dict[str, Any]) -> JobOutcome:
     """The children still ``queued``, to be sent in one batch; the parent stays ``running``.
 
-    A redelivered parent message sends the unfinished children again (their tasks are idempotent).
+    The sender packs them into batch messages (``tasks.dispatch``): each claims its children in
+    one statement and counts them into the parent once. A redelivered parent message sends the
+    unfinished children again (their tasks are idempotent).
     """
     with db.reader() as session:
         queued = session.scalars(select(Job.id).where(Job.parent_id == parent_id, Job.state == QUEUED)).all()

@@ -52,7 +52,9 @@ class ItemsChanged:
     jobs: list[JobRef]
 
 
-def _check(order: Order, items: dict[str, OrderItem], actions: list[ItemAction]) -> None:
+def check_item_actions(order: Order, items: dict[str, OrderItem], actions: list[ItemAction]) -> None:
+    """Refuse actions naming an item twice, an item not of the order, or a step its lifecycle (or
+    a closed order) forbids; every refusal names its items. Pure: no database."""
     seen: dict[str, int] = {}
     duplicates = []
     for index, action in enumerate(actions):
@@ -111,7 +113,7 @@ def act_on_items(
             session.scalars(select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.position))
         )
         by_id = {item.id: item for item in all_items}
-        _check(order, by_id, actions)
+        check_item_actions(order, by_id, actions)
 
         changes: dict[str, list[OrderItem]] = {lifecycle.ITEM_CANCELLED: [], lifecycle.ITEM_VERIFIED: []}
         for action in actions:

@@ -32,4 +32,10 @@ CANCEL_ORDER = JobKind("cancel_order", "orders.cancel_order", ORDERS_QUEUE)
 EXPORT = JobKind("export", "exports.build_export", EXPORTS_QUEUE)
 
 KINDS: tuple[JobKind, ...] = (CHECKOUT, PAYMENT, CLOSE_CHECKOUT, WEBHOOK, BULK_CANCEL, CANCEL_ORDER, EXPORT)
+
+# Batch messages: the sender packs jobs of these kinds into messages of many (their ids are the
+# message's argument), so a bulk cancel's 10,000 children are 200 messages, each claimed in one
+# statement. Every job keeps its own kind's task, by which the relay re-sends one never finished.
+CANCEL_ORDER_BATCH = JobKind(CANCEL_ORDER.type, "orders.cancel_orders", ORDERS_QUEUE)
+BATCHES: dict[str, tuple[JobKind, int]] = {CANCEL_ORDER.task_name: (CANCEL_ORDER_BATCH, 50)}
 BY_TYPE = {kind.type: kind for kind in KINDS}

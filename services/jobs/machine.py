@@ -3,6 +3,7 @@ finish, and :func:`run_atomically` for work that commits with its job's own tran
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,12 @@ from sqlalchemy.orm import Session
 
 from models import Database, Job
 from models.types import utcnow
-from services.jobs.children import count_child
+from services.jobs.children import count_child, recount_children
 from services.jobs.outbox import JobOutcome
 from services.jobs.states import FAILED, JOB_RETENTION, JOBS, RUNNING, SUCCEEDED
 from services.kernel.errors import DomainError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -163,3 +166,71 @@ def run_atomically(db: Database, job_id: str, work: AtomicWork) -> AtomicRun:
             error, outcome = exc.as_dict(), JobOutcome()
         _finish_in(session, job_id, result=outcome.result, error=error)
         return AtomicRun("finished", outcome, error, claimed.request_id, claimed.type, claimed.parent_id)
+
+
+_CLAIM_MANY = (
+    update(JOBS)
+    .where(JOBS.c.id.in_(bindparam("job_ids", expanding=True)), _UNFINISHED)
+    .values(
+        state=RUNNING,
+        attempts=JOBS.c.attempts + 1,
+        started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
+    )
+    .returning(JOBS.c.id, JOBS.c.args, JOBS.c.request_id, JOBS.c.type, JOBS.c.parent_id)
+)
+_PARENTS_OF = select(JOBS.c.parent_id).where(JOBS.c.id.in_(bindparam("job_ids", expanding=True))).distinct()
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What :func:`run_batch_atomically` did: one run per job it finished, and their parents."""
+
+    runs: list[AtomicRun]
+    parents: list[str]
+    completed_parents: list[str]
+
+
+def run_batch_atomically(
+    db: Database, job_ids: list[str], work: AtomicWork, *, transient: tuple[type[BaseException], ...] = ()
+) -> BatchRun:
+    """Run several children of a parent (one message): claim them all in one statement, then each
+    one's work and finish in its own transaction (per-order semantics are kept: one order, one
+    transaction of its change and its job's outcome), then count them into their parents once.
+
+    A domain error fails that child only. An error in ``transient`` propagates (the message is
+    retried: finished children are skipped, the others claimed again); any other error fails that
+    child as ``INTERNAL_ERROR`` and the batch goes on.
+    """
+    with db.autocommit() as conn:
+        claimed = {row.id: row for row in conn.execute(_CLAIM_MANY, {"job_ids": job_ids, "now": utcnow()})}
+        parents = sorted(row.parent_id for row in conn.execute(_PARENTS_OF, {"job_ids": job_ids}) if row.parent_id)
+    runs: list[AtomicRun] = []
+    for job_id in job_ids:
+        row = claimed.get(job_id)
+        if row is None:
+            continue  # finished before (a redelivered message) or unknown
+        error: dict[str, Any] | None = None
+        try:
+            with db.transaction() as session:
+                try:
+                    with session.begin_nested():
+                        value = work(session, dict(row.args), row.request_id)
+                    outcome = value if isinstance(value, JobOutcome) else JobOutcome(value)
+                except DomainError as exc:
+                    error, outcome = exc.as_dict(), JobOutcome()
+                session.connection().execute(_FINISH, {"job_id": job_id, **_finish_values(outcome.result, error)})
+        except transient:
+            raise
+        except Exception:
+            log.exception("a child of a batch crashed", extra={"job_id": job_id})
+            error = {"code": "INTERNAL_ERROR", "message": "The task failed unexpectedly.", "details": []}
+            outcome = JobOutcome()
+            with db.autocommit() as conn:
+                conn.execute(_FINISH, {"job_id": job_id, **_finish_values(None, error)})
+        runs.append(AtomicRun("finished", outcome, error, row.request_id, row.type, row.parent_id))
+    completed = []
+    for parent_id in parents:
+        with db.transaction() as session:
+            if recount_children(session, parent_id):
+                completed.append(parent_id)
+    return BatchRun(runs, parents, completed)

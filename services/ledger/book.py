@@ -32,7 +32,13 @@ MAX_RECONCILE_ATTEMPTS = 10
 def order_payments(session: Session, order_id: str) -> list[Payment]:
     """The payments that count for the order: a duplicate capture and its refund cancel out, so
     they are left out (otherwise a staff refund could give back the order's price twice)."""
-    rows = list(session.scalars(select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at)))
+    return counted(
+        list(session.scalars(select(Payment).where(Payment.order_id == order_id).order_by(Payment.created_at)))
+    )
+
+
+def counted(rows: list[Payment]) -> list[Payment]:
+    """``rows`` without duplicate captures and the refunds that gave them back."""
     duplicates = {p.id for p in rows if is_duplicate(p)}
     return [p for p in rows if p.id not in duplicates and p.parent_id not in duplicates]
 

@@ -13,7 +13,7 @@ from workers.queues import ALL_QUEUES
 def test_every_kind_is_registered_and_routed() -> None:
     app = create_celery_app(Settings(database_url="sqlite://", redis_url="redis://127.0.0.1:1/0"))
     app.loader.import_default_modules()
-    for kind in kinds.KINDS:
+    for kind in (*kinds.KINDS, *(batch for batch, _ in kinds.BATCHES.values())):
         assert kind.task_name in app.tasks, f"{kind.type}: no task named {kind.task_name}"
         assert kind.queue in ALL_QUEUES, f"{kind.type}: queue {kind.queue} is not one of {ALL_QUEUES}"
 
