@@ -41,6 +41,7 @@ def claim_job(db: Database, job_id: str) -> ClaimedJob | None:
             job.state = RUNNING
             job.attempts += 1
             job.started_at = job.started_at or utcnow()
+            job.heartbeat_at = utcnow()  # the lease starts (services/jobs/leases.py)
         return ClaimedJob(job.id, job.type, dict(job.args), job.request_id, job.state, job.attempts)
 
 
@@ -63,6 +64,7 @@ _CLAIM = (
         state=RUNNING,
         attempts=JOBS.c.attempts + 1,
         started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
+        heartbeat_at=bindparam("now", type_=JOBS.c.heartbeat_at.type),  # the lease starts (leases.py)
     )
     .returning(JOBS.c.args, JOBS.c.request_id, JOBS.c.type)
 )
