@@ -18,6 +18,8 @@ def configure_logging(settings: Settings) -> None:
     """
     shared = [
         structlog.contextvars.merge_contextvars,
+        # stdlib calls' ``extra={...}`` fields become keys of the line (they used to be dropped).
+        structlog.stdlib.ExtraAdder(),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

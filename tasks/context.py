@@ -36,5 +36,8 @@ def worker_context() -> WorkerContext:
     if _context is None or _context[0] != os.getpid():
         settings = runtime.settings()
         db = Database.connect(settings)
-        _context = (os.getpid(), WorkerContext(settings, db, Gateways(settings, db), TaskSender(current_app)))
+        _context = (
+            os.getpid(),
+            WorkerContext(settings, db, Gateways(settings, db), TaskSender(current_app, settings.queue_prefix)),
+        )
     return _context[1]
