@@ -9,6 +9,7 @@ import structlog
 from celery import shared_task
 
 from config.metrics import JOBS_RECOVERED, RELAY_RESENT
+from services.exports.storage import storage_from_settings
 from services.jobs.leases import recover_expired
 from services.jobs.outbox import note_resent, stale_queued_jobs
 from services.maintenance.housekeeping import ExportStore, purge_expired
@@ -56,7 +57,11 @@ def housekeeping() -> dict[str, int]:
     the jobs table is the result store, whose finished rows expire here.
     """
     worker = worker_context()
-    store = ExportStore(Path(worker.settings.export_dir), timedelta(seconds=worker.settings.export_ttl_seconds))
+    store = ExportStore(
+        storage_from_settings(worker.settings),
+        Path(worker.settings.export_dir),
+        timedelta(seconds=worker.settings.export_ttl_seconds),
+    )
     purged = purge_expired(worker.db, exports=store)
     summary = {
         "idempotencyRecords": purged.idempotency_records,
