@@ -43,7 +43,7 @@ DATABASE_SCHEMES = ("sqlite", "postgresql")
 EXPORT_STORAGE_SCHEMES = ("file", "s3")
 
 
-class _Env:
+class EnvReader:
     """Reads one environment, collecting every bad value instead of stopping at the first.
 
     Each reader returns the default for a bad value and records one line naming the variable,
@@ -253,7 +253,7 @@ class Settings:
         """
         env = dict(os.environ if env is None else env)
         base = cls()
-        read = _Env(env)
+        read = EnvReader(env)
         gateways = read.check(lambda: _gateways(read.raw("GATEWAYS_JSON")), dict(DEFAULT_GATEWAYS))
         app_env = read.choice("APP_ENV", base.app_env, APP_ENVS)
         var_dir = Path(env["VAR_DIR"]) if env.get("VAR_DIR") else VAR_DIR

@@ -46,6 +46,10 @@ def main(argv: list[str]) -> int:
         return supervise([sys.executable, "-m", "workers", *argv], supervised_child_env())
     from workers.app import create_celery_app
 
+    if argv[:1] in (["worker"], ["beat"]) and not any(
+        arg in ("-l", "--loglevel") or arg.startswith("--loglevel=") for arg in argv
+    ):
+        argv = [*argv, "--loglevel", settings.log_level]  # Celery's own default (WARNING) would win
     app = create_celery_app(settings)
     return int(app.start(argv=argv) or 0)
 
