@@ -16,16 +16,19 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 
 import pytest
 import requests
 from kombu import Connection
 
+from config.settings import PROJECT_ROOT
 from tests.conftest import auth
 from tests.integration.helpers import brief_order
 from tests.reliability.conftest import wait_ready
 from tests.support.polling import wait_for
-from tests.support.processes import start_beat, start_ready_worker, start_web, stop_process
+from tests.support.processes import settings_env, start_beat, start_ready_worker, start_web, stop_process
 from workers.embedded_redis import EmbeddedRedis, free_port
 from workers.queues import ALL_QUEUES
 
@@ -100,6 +103,24 @@ def test_an_order_checkout_runs_over_rabbitmq(settings, deps, admin, make_offer,
         metrics = wait_for(scraped, timeout=30, interval=0.5, what="beat to tick (its schedule is in Redis)")
         assert 'orders_queue_depth{queue="payments"}' in metrics  # read from RabbitMQ
         assert 'orders_workers{queue="payments"} 1.0' in metrics
+
+        # The liveness probes of docs/deploy.md's Kubernetes manifests, against these processes.
+        def probe(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "workers", "probe", *args],
+                cwd=PROJECT_ROOT,
+                env=settings_env(own),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+
+        ours = f"rabbit-{os.getpid()}@{socket.gethostname()}"
+        assert probe("worker", "--hostname", ours).returncode == 0
+        assert probe("beat").returncode == 0
+        missing = probe("worker", "--hostname", "nobody@nowhere")
+        assert missing.returncode == 1
+        assert missing.stderr.strip() == "probe worker: no worker nobody@nowhere announced itself within 30 s"
     finally:
         for process in processes:
             stop_process(process)
