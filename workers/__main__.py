@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -30,7 +32,11 @@ def _prepare_worker_process(soft_shutdown_seconds: float, metrics_port: int) -> 
     if soft_shutdown_seconds > 0:
         os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
     if metrics_port and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="orders-worker-metrics-")
+        directory = tempfile.mkdtemp(prefix="orders-worker-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        main_pid = os.getpid()
+        # Removed when the worker's main process exits (not when a pool child does).
+        atexit.register(lambda: os.getpid() == main_pid and shutil.rmtree(directory, ignore_errors=True))
 
 
 def main(argv: list[str]) -> int:

@@ -71,7 +71,16 @@ def test_an_order_checkout_runs_over_rabbitmq(settings, deps, admin, make_offer,
     base = f"http://127.0.0.1:{port}"
     processes = []
     try:
-        processes.append(start_ready_worker(own, tmp_path / "worker.log", queues="payments,maintenance", name="rabbit"))
+        worker_metrics = free_port()
+        processes.append(
+            start_ready_worker(
+                own,
+                tmp_path / "worker.log",
+                queues="payments,maintenance",
+                name="rabbit",
+                env={"WORKER_METRICS_PORT": str(worker_metrics), "PROMETHEUS_MULTIPROC_DIR": ""},
+            )
+        )
         processes.append(start_beat(own, tmp_path / "beat.log"))
         processes.append(start_web(own, port, tmp_path / "web.log", workers=1, WEB_ACCESS_LOG="on"))
         wait_ready(base)
@@ -103,6 +112,14 @@ def test_an_order_checkout_runs_over_rabbitmq(settings, deps, admin, make_offer,
         metrics = wait_for(scraped, timeout=30, interval=0.5, what="beat to tick (its schedule is in Redis)")
         assert 'orders_queue_depth{queue="payments"}' in metrics  # read from RabbitMQ
         assert 'orders_workers{queue="payments"} 1.0' in metrics
+
+        # A worker-only host's metrics: the worker serves its pool's task metrics itself.
+        def worker_scraped() -> str | None:
+            text = requests.get(f"http://127.0.0.1:{worker_metrics}/metrics", timeout=5).text
+            return text if 'orders_tasks_total{outcome="succeeded",task="checkout"}' in text else None
+
+        from_worker = wait_for(worker_scraped, timeout=20, what="the worker's own metrics")
+        assert 'orders_queue_wait_seconds_bucket{le="+Inf",queue="payments"}' in from_worker
 
         # The liveness probes of docs/deploy.md's Kubernetes manifests, against these processes.
         def probe(*args: str) -> subprocess.CompletedProcess[str]:
