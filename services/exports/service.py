@@ -39,12 +39,19 @@ from models.types import utcnow
 from services.exports import signing
 from services.exports.columns import resolve_columns
 from services.exports.filters import ExportFilters, order_by_clauses, validate, where_clause
-from services.exports.storage import ExportStorage, LocalStorage, ObjectMissing, file_sha256, storage_from_settings
+from services.exports.storage import (
+    ExportStorage,
+    LocalStorage,
+    ObjectMissing,
+    StoreUnavailable,
+    file_sha256,
+    storage_from_settings,
+)
 from services.exports.writers import XLSX_MAX_ROWS, content_type_for, open_writer
 from services.jobs.kinds import EXPORT
 from services.jobs.outbox import JobRef, add_job
 from services.jobs.progress import ProgressReporter, set_expiry
-from services.kernel.errors import ExportExpired, ResourceNotFound, ValidationFailed
+from services.kernel.errors import ExportExpired, ResourceNotFound, ServiceUnavailable, ValidationFailed
 from services.kernel.principal import Principal
 
 EXPORT_ROLES = ("admin", "ops")
@@ -108,15 +115,20 @@ class ExportFile:
     sha256: str
     storage: ExportStorage = field(compare=False)
 
-    def exists(self) -> bool:
-        return self.storage.exists(self.name)
-
     def open(self, first: int = 0, last: int | None = None) -> BinaryIO:
         """The file's bytes ``first..last`` (inclusive), streamed from the store; 404 if it is gone."""
         try:
             return self.storage.open(self.name, first, last)
         except ObjectMissing:
             raise _gone(self.export_id) from None
+        except StoreUnavailable as exc:
+            raise ServiceUnavailable("The export store is unreachable; retry later.") from exc
+
+    def exists(self) -> bool:
+        try:
+            return self.storage.exists(self.name)
+        except StoreUnavailable as exc:
+            raise ServiceUnavailable("The export store is unreachable; retry later.") from exc
 
 
 def _gone(export_id: str) -> ResourceNotFound:

@@ -29,11 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from services.kernel.errors import TransientError
+
 SHA256_METADATA = "sha256"
 
 
 class ObjectMissing(LookupError):
     """The store has no object of that name (expired and deleted, or never published)."""
+
+
+class StoreUnavailable(TransientError):
+    """The store did not answer (network, timeout, a 5xx): a worker retries; the web answers 503."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +177,19 @@ class LocalStorage:
         return str(self.directory)
 
 
+def _unavailable(exc: Exception) -> bool:
+    """A network failure or a 5xx from the store (anything else is a real answer)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return isinstance(exc, BotoCoreError)
+
+
 class S3Storage:
-    """Objects under ``prefix`` in an S3 bucket (AWS, MinIO, Ceph, moto…), shared by every host."""
+    """Objects under ``prefix`` in an S3 bucket (AWS, MinIO, Ceph, moto…), shared by every host.
+
+    A store that does not answer raises :class:`StoreUnavailable` (botocore has already retried)."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
         self.client, self.bucket = client, bucket
@@ -190,7 +207,7 @@ class S3Storage:
         return str(error.get("Code", "")), int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
     def publish(self, source: Path, name: str, *, sha256: str, content_type: str) -> bool:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         for attempt in range(5):
             try:
@@ -211,14 +228,18 @@ class S3Storage:
                 if status == 409 and attempt < 4:  # a concurrent conditional write in progress
                     time.sleep(0.2 * (attempt + 1))
                     continue
+                if _unavailable(exc):
+                    raise StoreUnavailable(f"export store: {exc}") from exc
                 raise
+            except BotoCoreError as exc:
+                raise StoreUnavailable(f"export store: {exc}") from exc
         return False
 
     def exists(self, name: str) -> bool:
         return self.describe(name) is not None
 
     def describe(self, name: str) -> StoredObject | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
@@ -227,13 +248,17 @@ class S3Storage:
         except ClientError as exc:
             if self._code(exc)[1] == 404:
                 return None
+            if _unavailable(exc):
+                raise StoreUnavailable(f"export store: {exc}") from exc
             raise
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"export store: {exc}") from exc
         return StoredObject(
             name, int(head["ContentLength"]), head["LastModified"], head.get("Metadata", {}).get(SHA256_METADATA)
         )
 
     def open(self, name: str, first: int = 0, last: int | None = None) -> BinaryIO:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         wanted = {} if first == 0 and last is None else {"Range": f"bytes={first}-{'' if last is None else last}"}
         try:
@@ -242,7 +267,11 @@ class S3Storage:
             code, status = self._code(exc)
             if status == 404 or code in ("NoSuchKey", "NotFound"):
                 raise ObjectMissing(name) from None
+            if _unavailable(exc):
+                raise StoreUnavailable(f"export store: {exc}") from exc
             raise
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"export store: {exc}") from exc
 
     def delete(self, name: str) -> bool:
         try:

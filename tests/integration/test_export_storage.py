@@ -131,3 +131,21 @@ def test_any_hosts_web_serves_an_export_another_host_built(deps, settings, s3_st
     ExportPolicy.from_settings(host_b).store.delete(f"{args['exportId']}.csv")
     assert web_b.simulate_get(link.path, query_string=link.query).status_code == 404
     assert web_b.simulate_head(link.path, query_string=link.query).status_code == 404
+
+
+def test_an_unreachable_store_answers_503_not_500(deps, settings, s3_standin, tmp_path) -> None:
+    store = s3_standin.settings_changes(s3_standin.new_bucket())
+    host_a = settings.with_(export_dir=tmp_path / "host-a", **store)
+    customer = unique_customer()
+    with deps.db.transaction() as session:
+        session.add_all(make_orders(customer, 3, text_fields=False))
+    result = build_export(
+        deps.db, build_args(customer, "csv"), ExportPolicy.from_settings(host_a), job_id=new_id("task")
+    )
+    link = urlsplit(result["downloadUrl"])
+    # Host B's store endpoint answers nothing (a port no one listens on).
+    away = settings.with_(export_dir=tmp_path / "host-b", **{**store, "export_s3_endpoint_url": "http://127.0.0.1:9"})
+    web_b = testing.TestClient(create_app(away, dataclasses.replace(deps, settings=away)))
+    answer = web_b.simulate_get(link.path, query_string=link.query)
+    assert answer.status_code == 503 and answer.json["error"]["code"] == "SERVICE_UNAVAILABLE", answer.text
+    assert answer.headers.get("retry-after")
