@@ -135,6 +135,16 @@ def test_an_order_checkout_runs_over_rabbitmq(settings, deps, admin, make_offer,
         ours = f"rabbit-{os.getpid()}@{socket.gethostname()}"
         assert probe("worker", "--hostname", ours).returncode == 0
         assert probe("beat").returncode == 0
+        # Celery's own command line finds the app (workers/celery.py) and reaches the worker.
+        pinged = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "workers", "inspect", "ping", "-d", ours, "--timeout", "10"],
+            cwd=PROJECT_ROOT,
+            env=settings_env(own),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert pinged.returncode == 0 and "pong" in pinged.stdout, (pinged.stdout, pinged.stderr[-2000:])
         missing = probe("worker", "--hostname", "nobody@nowhere")
         assert missing.returncode == 1
         assert missing.stderr.strip() == "probe worker: no worker nobody@nowhere announced itself within 30 s"
