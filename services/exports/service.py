@@ -45,6 +45,7 @@ from services.exports.storage import (
     ObjectMissing,
     StoreUnavailable,
     file_sha256,
+    held_by_a_live_attempt,
     storage_from_settings,
 )
 from services.exports.writers import XLSX_MAX_ROWS, content_type_for, open_writer
@@ -177,42 +178,36 @@ def request_export(
     return QueuedExport(export_id=export_id, job=job)
 
 
-def _locked_by_someone(path: Path) -> bool:
-    """Whether a live attempt holds the lock on ``path`` (locks die with their process)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing releases the lock we may have taken
-    return False
-
-
 def _remove_leftovers(export_dir: Path, export_id: str) -> int:
     """Delete what earlier attempts of this export left behind when they died (SIGKILL, lost
     host); the files of an attempt still running (its ``.part`` locked) are left alone."""
     removed = 0
     for leftover in export_dir.glob(f"{export_id}.*.part"):
-        if not _locked_by_someone(leftover):
+        if not held_by_a_live_attempt(leftover):
             leftover.unlink(missing_ok=True)
             removed += 1
     for scratch in export_dir.glob(f".{export_id}.*.tmp"):
         token = scratch.name[len(export_id) + 2 : -len(".tmp")]
-        if not _locked_by_someone(export_dir / f"{export_id}.{token}.part"):
+        if not held_by_a_live_attempt(export_dir / f"{export_id}.{token}.part"):
             shutil.rmtree(scratch, ignore_errors=True)
             removed += 1
     return removed
 
 
 def _lock_attempt(part: Path) -> int:
-    """Create this attempt's ``.part`` and hold an exclusive lock on it while the attempt runs."""
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    """Create this attempt's ``.part`` and hold an exclusive lock on it while the attempt runs.
+
+    Another attempt's sweep may see the file between its creation and the lock and remove it as
+    a dead attempt's; the lock is then on a file no longer at that name, so it is made again."""
+    while True:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(part).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _fsync(path: Path) -> None:

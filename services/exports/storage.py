@@ -19,6 +19,7 @@ the object and the job's result always describe the same bytes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -74,6 +75,22 @@ class ExportStorage(Protocol):
     def listing(self) -> Iterator[StoredObject]: ...
 
     def describe_location(self) -> str: ...
+
+
+def held_by_a_live_attempt(path: Path) -> bool:
+    """Whether an export attempt still running holds the ``flock`` on its scratch file ``path``
+    (a lock dies with its process, so an unlocked leftover belongs to a dead attempt)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock we may have taken
+    return False
 
 
 def file_sha256(path: Path) -> str:

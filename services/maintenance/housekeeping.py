@@ -18,9 +18,7 @@ until it builds that export again (each attempt removes its dead predecessors' l
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,7 +28,7 @@ from sqlalchemy import delete, select
 
 from models import Database, Export, IdempotencyRecord, Job
 from models.types import utcnow
-from services.exports.storage import ExportStorage, LocalStorage
+from services.exports.storage import ExportStorage, LocalStorage, held_by_a_live_attempt
 from services.jobs.states import FINISHED
 
 log = logging.getLogger(__name__)
@@ -55,23 +53,6 @@ class ExportStore:
     @property
     def scratch_is_store(self) -> bool:
         return isinstance(self.storage, LocalStorage) and self.storage.directory.resolve() == self.scratch.resolve()
-
-
-def _held_by_a_live_attempt(path: Path) -> bool:
-    """A ``.part`` file an export attempt still holds locked (services/exports/service.py)."""
-    if not path.name.endswith(".part"):
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _purge_exports(db: Database, store: ExportStore, now: datetime, batch: int) -> tuple[int, int]:
@@ -109,13 +90,13 @@ def _purge_orphans(db: Database, store: ExportStore, now: datetime, batch: int) 
         for name in old:
             if name in known:
                 continue
-            if store.scratch_is_store and _held_by_a_live_attempt(store.scratch / name):
+            if store.scratch_is_store and name.endswith(".part") and held_by_a_live_attempt(store.scratch / name):
                 continue
             removed += bool(store.storage.delete(name))
     if not store.scratch_is_store and store.scratch.is_dir():
         scratch = LocalStorage(store.scratch)
         for name in _old(((item.name, item.modified) for item in scratch.listing()), cutoff, batch):
-            if not _held_by_a_live_attempt(store.scratch / name):
+            if not (name.endswith(".part") and held_by_a_live_attempt(store.scratch / name)):
                 removed += bool(scratch.delete(name))
     return removed
 
