@@ -174,7 +174,8 @@ def main(argv: list[str]) -> int:
             _announce_secret_key()
         return int(args.func(Settings.from_env(), args))
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        for line in exc.lines():  # one line per bad setting, never a traceback
+            print(line, file=sys.stderr)
         return 2
 
 

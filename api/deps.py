@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from api.broker import MessageBroker
 from config.settings import Settings
 from models import Database
 from services.access.keys import KeyCache
@@ -19,7 +20,10 @@ class Deps:
     settings: Settings
     db: Database
     sender: TaskSender
+    # Redis (REDIS_URL): beat's schedule and lock, the fleet's liveness keys. The Celery messages
+    # travel on ``message_broker`` (BROKER_URL: the same Redis by default, or RabbitMQ).
     broker: redis.Redis
     gateways: Gateways
     keys: KeyCache
     notices: NoticeListener
+    message_broker: MessageBroker

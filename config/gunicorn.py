@@ -16,16 +16,38 @@ arrived. A slow or idle client costs a socket and a few kilobytes, never a reque
 
 import os
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "api.serving.worker.FrontWorker"
+from config.secret_key import ConfigError
+from config.settings import EnvReader, Settings
+from config.startup import refuse
+
+# Every setting is checked here, in the master, before any worker starts: each bad one is printed
+# as one ``configuration error:`` line and gunicorn exits 2 (instead of a traceback per worker).
+_env = EnvReader(dict(os.environ))
+_port = _env.integer("PORT", 8000, minimum=1)
+workers = _env.integer("WEB_CONCURRENCY", 2, minimum=1)
 # Threads of the request pool each worker runs the WSGI app in (not gunicorn's gthread threads).
-threads = int(os.environ.get("WEB_THREADS", "8"))
-worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
+threads = _env.integer("WEB_THREADS", 8, minimum=1)
+worker_connections = _env.integer("WEB_CONNECTIONS", 1000, minimum=1)
+_access_log = _env.choice("WEB_ACCESS_LOG", "off", ("on", "off"))
+try:
+    _settings = Settings.from_env()
+except ConfigError as exc:
+    refuse(ConfigError(*exc.problems, *_env.problems))
+if _env.problems:
+    refuse(ConfigError(*_env.problems))
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_port}"
+worker_class = "api.serving.worker.FrontWorker"
 timeout = 60
-graceful_timeout = 20
+# SIGTERM: the drain (WEB_DRAIN_SECONDS, /readyz 503 while serving), then up to 20 s for the
+# requests in flight; the master's SIGKILL comes after both.
+graceful_timeout = 20 + int(_settings.web_drain_seconds + 0.999)
 keepalive = 5
-accesslog = None
+# gunicorn's own lines (error log, and the access log with WEB_ACCESS_LOG=on) as JSON when
+# LOG_FORMAT is json, like every other line of the service (config/gunicorn_logging.py).
+logger_class = "config.gunicorn_logging.JsonLogger" if _settings.log_json else "gunicorn.glogging.Logger"
+accesslog = "-" if _access_log == "on" else None
+loglevel = _settings.log_level.lower()
 # The longest request line gunicorn accepts (its maximum); longer ones get a 414 envelope.
 limit_request_line = 8190
 # The front answers lifespan events: at shutdown it releases waiting requests and stops its pool.

@@ -10,22 +10,36 @@ import structlog
 from config.settings import Settings
 
 
+def _shared() -> list[structlog.types.Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        # stdlib calls' ``extra={...}`` fields become keys of the line (they used to be dropped).
+        structlog.stdlib.ExtraAdder(),
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def line_formatter(log_json: bool) -> logging.Formatter:
+    """The formatter of every handler: stdlib records (Celery's, gunicorn's, ours) and structlog
+    events end up as one JSON object per line (or coloured text with ``LOG_FORMAT=console``)."""
+    renderer = structlog.processors.JSONRenderer() if log_json else structlog.dev.ConsoleRenderer()
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared(), structlog.processors.format_exc_info],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+
+
 def configure_logging(settings: Settings) -> None:
     """Route stdlib and structlog output through one JSON renderer on stderr.
 
     ``structlog.contextvars`` carries ``request_id`` so every line written while handling a
     request, or while running a task that a request queued, names the same request.
     """
-    shared = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    renderer = structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
-            *shared,
+            *_shared(),
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -33,12 +47,9 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(line_formatter(settings.log_json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    logging.captureWarnings(True)  # Python warnings (Celery's SecurityWarning…) as log lines too

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
 from prometheus_client.registry import REGISTRY, Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -25,17 +25,42 @@ TASKS = Counter("orders_tasks_total", "Task runs by task type and outcome", ["ta
 TASK_DURATION = Histogram("orders_task_duration_seconds", "Task run time by task type", ["task"], buckets=TASK_BUCKETS)
 ORDERS_CREATED = Counter("orders_created_total", "Orders created")
 PAYMENTS = Counter("orders_payments_total", "Payment attempts by action and outcome", ["action", "outcome"])
+QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+QUEUE_WAIT = Histogram(
+    "orders_queue_wait_seconds",
+    "Time from a job's message being sent to a worker starting it, by queue",
+    ["queue"],
+    buckets=QUEUE_WAIT_BUCKETS,
+)
+JOBS_RECOVERED = Counter(
+    "orders_jobs_recovered_total", "Running jobs put back in their queue after their worker's lease ran out"
+)
+RELAY_RESENT = Counter("orders_relay_resent_total", "Job messages sent again by the relay (committed but never sent)")
 
 
-def render(extra: list[Collector] | None = None) -> bytes:
-    """The exposition text: this host's processes (multiprocess mode) plus ``extra`` collectors."""
+def host_registry(extra: list[Collector] | None = None) -> CollectorRegistry:
+    """This host's processes (multiprocess mode) or this process's metrics, plus ``extra``."""
+    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = CollectorRegistry()
         for collector in list(REGISTRY._collector_to_names):  # the process's own metrics
             registry.register(collector)
     for collector in extra or []:
         registry.register(collector)
-    return generate_latest(registry)
+    return registry
+
+
+def render(extra: list[Collector] | None = None) -> bytes:
+    """The exposition text: this host's processes (multiprocess mode) plus ``extra`` collectors."""
+    return generate_latest(host_registry(extra))
+
+
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:
+    """Serve this host's metrics over HTTP from a daemon thread (a worker host has no web process).
+
+    Without ``PROMETHEUS_MULTIPROC_DIR`` only the calling process would be seen, not the pool's
+    children that run the tasks; ``python -m workers`` sets it to a fresh directory when
+    ``WORKER_METRICS_PORT`` is set and it is not.
+    """
+    start_http_server(port, addr=host, registry=host_registry())

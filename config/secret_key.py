@@ -26,7 +26,16 @@ KNOWN_PLACEHOLDERS = frozenset({"dev-insecure-secret-change-me", "changeme", "ch
 
 
 class ConfigError(ValueError):
-    """A setting that must not be used as given; the message says which and what to do."""
+    """Settings that must not be used as given: one problem per line, each naming the setting and
+    what to do. Start-up prints each as ``configuration error: <problem>`` and exits 2."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+    def lines(self) -> list[str]:
+        """What start-up prints: one line per bad setting, never a traceback."""
+        return [f"configuration error: {problem}" for problem in self.problems]
 
 
 def check_secret_key(value: str, *, source: str) -> str:

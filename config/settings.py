@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from config.secret_key import ConfigError
 from config.secret_key import resolve as resolve_secret_key
+
+T = TypeVar("T")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # VAR_DIR (env) moves every file the service writes: SQLite database, embedded Redis, dev key.
@@ -30,21 +34,95 @@ DEFAULT_GATEWAYS: dict[str, dict[str, str]] = {
 }
 
 
-def _env_int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    return int(raw) if raw not in (None, "") else default
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+APP_ENVS = ("development", "production")
+LOG_FORMATS = ("json", "console")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+DATABASE_SCHEMES = ("sqlite", "postgresql")
+EXPORT_STORAGE_SCHEMES = ("file", "s3")
 
 
-def _env_float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    return float(raw) if raw not in (None, "") else default
+class EnvReader:
+    """Reads one environment, collecting every bad value instead of stopping at the first.
 
+    Each reader returns the default for a bad value and records one line naming the variable,
+    what it holds and what it should hold, so start-up reports every mistake at once.
+    """
 
-def _env_list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def _bad(self, name: str, value: str, wanted: str) -> None:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        self.problems.append(f"{name}={shown!r} is not {wanted}")
+
+    def integer(self, name: str, default: int, *, minimum: int = 0) -> int:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self._bad(name, raw, "an integer")
+            return default
+        if value < minimum:
+            self._bad(name, raw, f"an integer >= {minimum}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self._bad(name, raw, "a number")
+            return default
+        if not value >= minimum:  # also refuses nan
+            self._bad(name, raw, f"a number >= {minimum:g}")
+            return default
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...], *, fold: str = "lower") -> str:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        value = raw.lower() if fold == "lower" else raw.upper()
+        if value not in choices:
+            self._bad(name, raw, "one of " + ", ".join(choices))
+            return default
+        return value
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme not in schemes and scheme.split("+", 1)[0] not in schemes:
+            self.problems.append(
+                f"{name} is not a URL with one of the schemes {', '.join(s + '://' for s in schemes)}"
+                " (its value is not shown: it may hold a password)"
+            )
+            return default
+        return raw
+
+    def check(self, check: Callable[[], T], default: T) -> T:
+        """Run a check that raises :class:`ConfigError`; record its problems and go on."""
+        try:
+            return check()
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return default
 
 
 def _check_gateways(gateways: dict[str, dict[str, str]]) -> None:
@@ -55,6 +133,26 @@ def _check_gateways(gateways: dict[str, dict[str, str]]) -> None:
             missing = [name for name in ("api_key", "webhook_secret") if not config.get(name)]
             if missing:
                 raise ConfigError(f"GATEWAYS_JSON: stripe gateway {gateway_id!r} needs {' and '.join(missing)}")
+
+
+def _gateways(raw: str | None) -> dict[str, dict[str, str]]:
+    if raw is None:
+        return dict(DEFAULT_GATEWAYS)
+    try:
+        gateways = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"GATEWAYS_JSON is not valid JSON ({exc})") from None
+    if not isinstance(gateways, dict) or not all(isinstance(value, dict) for value in gateways.values()):
+        raise ConfigError('GATEWAYS_JSON must be an object of gateway id -> {"adapter": ...}')
+    _check_gateways(gateways)
+    return gateways
+
+
+def _env_list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -124,67 +222,120 @@ class Settings:
     export_fetch_rows: int = 2000
     # /metrics: when set, scrapes must send ``Authorization: Bearer <token>``; unset, only loopback clients.
     metrics_token: str | None = None
+    # The broker Celery messages travel on: REDIS_URL unless BROKER_URL names another (RabbitMQ's
+    # amqp://). Redis stays required for beat's schedule and lock (RedBeat) and the metrics.
+    broker_url: str | None = None
+    # Prepended to every queue name on the broker (several deployments or test runs on one broker).
+    queue_prefix: str = ""
+    # Leases (services/jobs/leases.py): a running job whose worker has not renewed it for this long
+    # is put back in its queue by the recovery beat job, which runs every recovery_interval_seconds.
+    job_lease_seconds: int = 30
+    recovery_interval_seconds: int = 10
+    # SIGTERM to a worker: running tasks get this long to finish, then they are cancelled and their
+    # messages go back to the queue (Celery's soft shutdown; 0: wait for them however long they run).
+    worker_soft_shutdown_seconds: float = 20.0
+    # A worker host's own /metrics (this host's worker processes), on this port; 0: none.
+    worker_metrics_port: int = 0
+    # SIGTERM to the web: /readyz answers 503 for this long while requests are still served, so a
+    # load balancer takes the instance out before it stops accepting connections.
+    web_drain_seconds: float = 0.0
+    # Export files: the local export_dir (unset, or file://), or an S3-compatible store
+    # (s3://bucket/prefix) that every host reads; export_dir is then only scratch space.
+    export_storage_url: str = ""
+    export_s3_endpoint_url: str | None = None
+    export_s3_region: str | None = None
+    export_s3_access_key_id: str | None = field(default=None, repr=False)
+    export_s3_secret_access_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Read settings from ``env`` (default ``os.environ``); unset names keep defaults."""
+        """Read settings from ``env`` (default ``os.environ``); unset names keep defaults.
+
+        Every bad value is reported, not just the first: :class:`ConfigError` carries one line per
+        problem (``Settings.from_env`` is the one check the web, the workers and beat all run at start).
+        """
         env = dict(os.environ if env is None else env)
         base = cls()
-        gateways = json.loads(env["GATEWAYS_JSON"]) if env.get("GATEWAYS_JSON") else dict(DEFAULT_GATEWAYS)
-        _check_gateways(gateways)
-        app_env = (env.get("APP_ENV") or base.app_env).strip().lower()
+        read = EnvReader(env)
+        gateways = read.check(lambda: _gateways(read.raw("GATEWAYS_JSON")), dict(DEFAULT_GATEWAYS))
+        app_env = read.choice("APP_ENV", base.app_env, APP_ENVS)
         var_dir = Path(env["VAR_DIR"]) if env.get("VAR_DIR") else VAR_DIR
-        secret_key, _ = resolve_secret_key(env, var_dir, production=app_env == "production")
-        return replace(
+        secret_key = read.check(
+            lambda: resolve_secret_key(env, var_dir, production=app_env == "production")[0], base.secret_key
+        )
+        redis_url = read.url("REDIS_URL", base.redis_url, REDIS_SCHEMES)
+        export_storage_url = read.url("EXPORT_STORAGE_URL", base.export_storage_url, EXPORT_STORAGE_SCHEMES)
+        if export_storage_url.startswith("s3://") and not export_storage_url[5:].split("/", 1)[0]:
+            read.problems.append("EXPORT_STORAGE_URL names no bucket (s3://bucket/prefix)")
+        settings = replace(
             base,
-            database_url=env.get("DATABASE_URL") or base.database_url,
-            redis_url=env.get("REDIS_URL") or base.redis_url,
-            currency=env.get("CURRENCY", base.currency).upper(),
+            database_url=read.url("DATABASE_URL", base.database_url, DATABASE_SCHEMES),
+            redis_url=redis_url,
+            broker_url=read.url("BROKER_URL", "", BROKER_SCHEMES) or None,
+            queue_prefix=read.text("QUEUE_PREFIX", base.queue_prefix),
+            currency=read.text("CURRENCY", base.currency).upper(),
             cors_origins=_env_list(env, "CORS_ORIGINS", base.cors_origins),
-            max_body_bytes=_env_int(env, "MAX_BODY_BYTES", base.max_body_bytes),
-            request_head_timeout_seconds=_env_float(
-                env, "REQUEST_HEAD_TIMEOUT_SECONDS", base.request_head_timeout_seconds
-            ),
-            request_body_timeout_seconds=_env_float(
-                env, "REQUEST_BODY_TIMEOUT_SECONDS", base.request_body_timeout_seconds
-            ),
-            payment_window_seconds=_env_int(env, "PAYMENT_WINDOW_SECONDS", base.payment_window_seconds),
-            idempotency_ttl_seconds=_env_int(env, "IDEMPOTENCY_TTL_SECONDS", base.idempotency_ttl_seconds),
-            api_key_cache_seconds=_env_float(env, "API_KEY_CACHE_SECONDS", base.api_key_cache_seconds),
-            admin_api_key=env.get("ADMIN_API_KEY") or None,
+            max_body_bytes=read.integer("MAX_BODY_BYTES", base.max_body_bytes, minimum=1),
+            request_head_timeout_seconds=read.number("REQUEST_HEAD_TIMEOUT_SECONDS", base.request_head_timeout_seconds),
+            request_body_timeout_seconds=read.number("REQUEST_BODY_TIMEOUT_SECONDS", base.request_body_timeout_seconds),
+            payment_window_seconds=read.integer("PAYMENT_WINDOW_SECONDS", base.payment_window_seconds, minimum=1),
+            idempotency_ttl_seconds=read.integer("IDEMPOTENCY_TTL_SECONDS", base.idempotency_ttl_seconds, minimum=1),
+            admin_api_key=read.raw("ADMIN_API_KEY"),
+            api_key_cache_seconds=read.number("API_KEY_CACHE_SECONDS", base.api_key_cache_seconds),
             secret_key=secret_key,
             app_env=app_env,
             gateways=gateways,
-            db_pool_size=_env_int(env, "DB_POOL_SIZE", base.db_pool_size),
-            relay_interval_seconds=_env_int(env, "RELAY_INTERVAL_SECONDS", base.relay_interval_seconds),
-            relay_grace_seconds=_env_int(env, "RELAY_GRACE_SECONDS", base.relay_grace_seconds),
-            housekeeping_interval_seconds=_env_int(
-                env, "HOUSEKEEPING_INTERVAL_SECONDS", base.housekeeping_interval_seconds
+            db_pool_size=read.integer("DB_POOL_SIZE", base.db_pool_size, minimum=1),
+            relay_interval_seconds=read.integer("RELAY_INTERVAL_SECONDS", base.relay_interval_seconds, minimum=1),
+            relay_grace_seconds=read.integer("RELAY_GRACE_SECONDS", base.relay_grace_seconds),
+            housekeeping_interval_seconds=read.integer(
+                "HOUSEKEEPING_INTERVAL_SECONDS", base.housekeeping_interval_seconds, minimum=1
             ),
-            reconcile_interval_seconds=_env_int(env, "RECONCILE_INTERVAL_SECONDS", base.reconcile_interval_seconds),
-            expire_orders_interval_seconds=_env_int(
-                env, "EXPIRE_ORDERS_INTERVAL_SECONDS", base.expire_orders_interval_seconds
+            reconcile_interval_seconds=read.integer(
+                "RECONCILE_INTERVAL_SECONDS", base.reconcile_interval_seconds, minimum=1
             ),
-            expire_orders_batch=_env_int(env, "EXPIRE_ORDERS_BATCH", base.expire_orders_batch),
-            settlement_interval_seconds=_env_int(env, "SETTLEMENT_INTERVAL_SECONDS", base.settlement_interval_seconds),
-            beat_lock_timeout_seconds=_env_int(env, "BEAT_LOCK_TIMEOUT_SECONDS", base.beat_lock_timeout_seconds),
-            public_base_url=(env.get("PUBLIC_BASE_URL") or base.public_base_url).rstrip("/"),
-            broker_visibility_timeout_seconds=_env_int(
-                env, "BROKER_VISIBILITY_TIMEOUT_SECONDS", base.broker_visibility_timeout_seconds
+            expire_orders_interval_seconds=read.integer(
+                "EXPIRE_ORDERS_INTERVAL_SECONDS", base.expire_orders_interval_seconds, minimum=1
             ),
-            sandbox_pause_seconds=float(env.get("SANDBOX_PAUSE_SECONDS") or base.sandbox_pause_seconds),
-            webhook_tolerance_seconds=_env_int(env, "WEBHOOK_TOLERANCE_SECONDS", base.webhook_tolerance_seconds),
-            reconcile_after_seconds=_env_int(env, "RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds),
-            log_level=env.get("LOG_LEVEL", base.log_level).upper(),
-            log_json=env.get("LOG_FORMAT", "json") != "console",
+            expire_orders_batch=read.integer("EXPIRE_ORDERS_BATCH", base.expire_orders_batch, minimum=1),
+            settlement_interval_seconds=read.integer(
+                "SETTLEMENT_INTERVAL_SECONDS", base.settlement_interval_seconds, minimum=1
+            ),
+            beat_lock_timeout_seconds=read.integer(
+                "BEAT_LOCK_TIMEOUT_SECONDS", base.beat_lock_timeout_seconds, minimum=1
+            ),
+            public_base_url=read.url("PUBLIC_BASE_URL", base.public_base_url, ("http", "https")).rstrip("/"),
+            broker_visibility_timeout_seconds=read.integer(
+                "BROKER_VISIBILITY_TIMEOUT_SECONDS", base.broker_visibility_timeout_seconds, minimum=1
+            ),
+            sandbox_pause_seconds=read.number("SANDBOX_PAUSE_SECONDS", base.sandbox_pause_seconds),
+            webhook_tolerance_seconds=read.integer("WEBHOOK_TOLERANCE_SECONDS", base.webhook_tolerance_seconds),
+            reconcile_after_seconds=read.integer("RECONCILE_AFTER_SECONDS", base.reconcile_after_seconds),
+            log_level=read.choice("LOG_LEVEL", base.log_level, LOG_LEVELS, fold="upper"),
+            log_json=read.choice("LOG_FORMAT", "json", LOG_FORMATS) != "console",
             export_dir=Path(env["EXPORT_DIR"]) if env.get("EXPORT_DIR") else base.export_dir,
-            export_ttl_seconds=_env_int(env, "EXPORT_TTL_SECONDS", base.export_ttl_seconds),
-            export_xlsx_sheet_rows=_env_int(env, "EXPORT_XLSX_SHEET_ROWS", base.export_xlsx_sheet_rows),
-            export_progress_rows=_env_int(env, "EXPORT_PROGRESS_ROWS", base.export_progress_rows),
-            export_progress_seconds=_env_float(env, "EXPORT_PROGRESS_SECONDS", base.export_progress_seconds),
-            export_fetch_rows=_env_int(env, "EXPORT_FETCH_ROWS", base.export_fetch_rows),
-            metrics_token=env.get("METRICS_TOKEN") or None,
+            export_ttl_seconds=read.integer("EXPORT_TTL_SECONDS", base.export_ttl_seconds, minimum=1),
+            export_xlsx_sheet_rows=read.integer("EXPORT_XLSX_SHEET_ROWS", base.export_xlsx_sheet_rows, minimum=2),
+            export_progress_rows=read.integer("EXPORT_PROGRESS_ROWS", base.export_progress_rows, minimum=1),
+            export_progress_seconds=read.number("EXPORT_PROGRESS_SECONDS", base.export_progress_seconds),
+            export_fetch_rows=read.integer("EXPORT_FETCH_ROWS", base.export_fetch_rows, minimum=1),
+            metrics_token=read.raw("METRICS_TOKEN"),
+            job_lease_seconds=read.integer("JOB_LEASE_SECONDS", base.job_lease_seconds, minimum=1),
+            recovery_interval_seconds=read.integer(
+                "RECOVERY_INTERVAL_SECONDS", base.recovery_interval_seconds, minimum=1
+            ),
+            worker_soft_shutdown_seconds=read.number("WORKER_SOFT_SHUTDOWN_SECONDS", base.worker_soft_shutdown_seconds),
+            worker_metrics_port=read.integer("WORKER_METRICS_PORT", base.worker_metrics_port),
+            web_drain_seconds=read.number("WEB_DRAIN_SECONDS", base.web_drain_seconds),
+            export_storage_url=export_storage_url,
+            export_s3_endpoint_url=read.url("EXPORT_S3_ENDPOINT_URL", "", ("http", "https")) or None,
+            export_s3_region=read.raw("EXPORT_S3_REGION"),
+            export_s3_access_key_id=read.raw("EXPORT_S3_ACCESS_KEY_ID"),
+            export_s3_secret_access_key=read.raw("EXPORT_S3_SECRET_ACCESS_KEY"),
         )
+        if read.problems:
+            raise ConfigError(*read.problems)
+        return settings
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the runner use this)."""
@@ -197,3 +348,16 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def celery_broker_url(self) -> str:
+        """Where Celery messages go: ``broker_url``, or Redis when none is named."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.celery_broker_url.split("://", 1)[0].lower() in REDIS_SCHEMES
+
+    def queue_name(self, queue: str) -> str:
+        """A queue's name on the broker (with ``queue_prefix``)."""
+        return queue if not self.queue_prefix or queue.startswith(self.queue_prefix) else self.queue_prefix + queue

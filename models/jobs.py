@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String
+from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -18,6 +18,8 @@ from models.types import UTCDateTime, utcnow
 
 class Job(Base):
     __tablename__ = "jobs"
+    # The lease sweep and the stalled-jobs gauge look for running jobs with an old heartbeat.
+    __table_args__ = (Index("ix_jobs_state_heartbeat_at", "state", "heartbeat_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type: Mapped[str] = mapped_column(String(40))
@@ -43,3 +45,7 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The lease of a running job: set when a worker claims it and renewed by that worker's
+    # heartbeat while it runs (services/jobs/leases.py). Older than the lease means its worker is
+    # gone, and the job is put back in its queue. NULL: claimed by a worker without heartbeats.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

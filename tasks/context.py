@@ -41,6 +41,8 @@ def worker_context() -> WorkerContext:
         notices = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
         _context = (
             os.getpid(),
-            WorkerContext(settings, db, Gateways(settings, db), TaskSender(current_app), notices),
+            WorkerContext(
+                settings, db, Gateways(settings, db), TaskSender(current_app, settings.queue_prefix), notices
+            ),
         )
     return _context[1]

@@ -7,6 +7,7 @@ stays ``queued``, and the relay beat job sends it again once the broker is back.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,16 +26,20 @@ __all__ = ["QUEUES", "TaskSender", "make_sender"]
 
 
 class TaskSender:
-    def __init__(self, app: Celery) -> None:
+    """Publishes job messages; ``queue_prefix`` turns a job's queue into its name on the broker."""
+
+    def __init__(self, app: Celery, queue_prefix: str = "") -> None:
         self.app = app
+        self.queue_prefix = queue_prefix
 
     def _publish(self, ref: JobRef, request_id: str | None, producer: Any = None) -> None:
         self.app.send_task(
             ref.task_name,
             args=[ref.job_id],
             task_id=ref.job_id,
-            queue=ref.queue,
-            headers={"request_id": request_id},
+            queue=self.queue_prefix + ref.queue,
+            # sent_at: the worker observes how long the message waited (orders_queue_wait_seconds).
+            headers={"request_id": request_id, "sent_at": time.time()},
             retry=False,
             producer=producer,
         )
@@ -90,4 +95,4 @@ class TaskSender:
 
 def make_sender(settings: Settings) -> TaskSender:
     """A sender on a Celery app built from ``settings`` (no connection until the first send)."""
-    return TaskSender(create_celery_app(settings))
+    return TaskSender(create_celery_app(settings), settings.queue_prefix)

@@ -8,6 +8,9 @@ from pathlib import Path
 import structlog
 from celery import shared_task
 
+from config.metrics import JOBS_RECOVERED, RELAY_RESENT
+from services.exports.storage import storage_from_settings
+from services.jobs.leases import recover_expired
 from services.jobs.outbox import note_resent, stale_queued_jobs
 from services.maintenance.housekeeping import ExportStore, purge_expired
 from services.payments.expiry import expire_unpaid_orders as expire_unpaid_orders_service
@@ -24,9 +27,25 @@ def relay_queued_jobs() -> int:
     refs = stale_queued_jobs(worker.db, timedelta(seconds=worker.settings.relay_grace_seconds))
     sent = worker.sender.send_all(refs)
     note_resent(worker.db, sent)
+    RELAY_RESENT.inc(len(sent))
     if refs:
         log.info("relayed queued jobs", found=len(refs), sent=len(sent))
     return len(sent)
+
+
+@shared_task(name="maintenance.recover_stalled_jobs")
+def recover_stalled_jobs() -> int:
+    """Put ``running`` jobs whose worker stopped renewing their lease back in their queues and send
+    them again (``services/jobs/leases.py``): a dead worker's job runs again within
+    ``JOB_LEASE_SECONDS + RECOVERY_INTERVAL_SECONDS`` instead of the broker's visibility timeout."""
+    worker = worker_context()
+    refs = recover_expired(worker.db, timedelta(seconds=worker.settings.job_lease_seconds))
+    sent = worker.sender.send_all(refs)
+    note_resent(worker.db, sent)
+    JOBS_RECOVERED.inc(len(refs))
+    if refs:
+        log.warning("recovered jobs of dead workers", found=len(refs), sent=len(sent), jobs=[r.job_id for r in refs])
+    return len(refs)
 
 
 @shared_task(name="maintenance.housekeeping")
@@ -38,7 +57,11 @@ def housekeeping() -> dict[str, int]:
     the jobs table is the result store, whose finished rows expire here.
     """
     worker = worker_context()
-    store = ExportStore(Path(worker.settings.export_dir), timedelta(seconds=worker.settings.export_ttl_seconds))
+    store = ExportStore(
+        storage_from_settings(worker.settings),
+        Path(worker.settings.export_dir),
+        timedelta(seconds=worker.settings.export_ttl_seconds),
+    )
     purged = purge_expired(worker.db, exports=store)
     summary = {
         "idempotencyRecords": purged.idempotency_records,

@@ -30,6 +30,7 @@ from services.jobs.progress import set_progress
 from services.kernel.errors import DomainError, TransientError
 from services.payments.gateways.registry import Gateways
 from tasks.context import WorkerContext, worker_context
+from tasks.heartbeat import heartbeat
 from tasks.notices import announce
 
 log = structlog.get_logger(__name__)
@@ -179,26 +180,37 @@ def run_batch(task: Task, job_ids: list[str], work: AtomicWork) -> None:
     with _recorded() as record:
         worker = worker_context()
         record.job_type = "batch"
+        beat = heartbeat()  # the message's id is the batch's: renew the leases of its jobs instead
+        for job_id in job_ids:
+            beat.started(job_id)
         try:
-            run = run_batch_atomically(worker.db, job_ids, work, transient=TRANSIENT)
-        except TRANSIENT as exc:
-            if task.request.retries < (task.max_retries or 0):
-                record.result = "retried"
-                log.warning("transient failure in a batch; retrying", error=repr(exc), jobs=len(job_ids))
-                raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
-            unavailable = {"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []}
-            for job_id in job_ids:  # finishes only those still unfinished
-                finish_job(worker.db, job_id, error=unavailable)
-            announce(worker.redis, job_ids)
-            record.result = "failed"
-            return
-        if run.runs:
-            record.job_type = run.runs[0].job_type or "batch"
-        record.result = "failed" if any(one.error for one in run.runs) else "succeeded"
-        announce(worker.redis, [*job_ids, *run.parents])
-        log.info("batch finished", jobs=len(run.runs), completed_parents=len(run.completed_parents))
-        follow_ups = [ref for one in run.runs for ref in one.outcome.send]
-        _send_follow_ups(worker, follow_ups, run.runs[0].request_id if run.runs else None)
+            _run_batch(task, worker, job_ids, work, record)
+        finally:
+            for job_id in job_ids:
+                beat.finished(job_id)
+
+
+def _run_batch(task: Task, worker: WorkerContext, job_ids: list[str], work: AtomicWork, record: RunRecord) -> None:
+    try:
+        run = run_batch_atomically(worker.db, job_ids, work, transient=TRANSIENT)
+    except TRANSIENT as exc:
+        if task.request.retries < (task.max_retries or 0):
+            record.result = "retried"
+            log.warning("transient failure in a batch; retrying", error=repr(exc), jobs=len(job_ids))
+            raise task.retry(exc=exc, countdown=min(2**task.request.retries, 60)) from exc
+        unavailable = {"code": "SERVICE_UNAVAILABLE", "message": str(exc), "details": []}
+        for job_id in job_ids:  # finishes only those still unfinished
+            finish_job(worker.db, job_id, error=unavailable)
+        announce(worker.redis, job_ids)
+        record.result = "failed"
+        return
+    if run.runs:
+        record.job_type = run.runs[0].job_type or "batch"
+    record.result = "failed" if any(one.error for one in run.runs) else "succeeded"
+    announce(worker.redis, [*job_ids, *run.parents])
+    log.info("batch finished", jobs=len(run.runs), completed_parents=len(run.completed_parents))
+    follow_ups = [ref for one in run.runs for ref in one.outcome.send]
+    _send_follow_ups(worker, follow_ups, run.runs[0].request_id if run.runs else None)
 
 
 def _retry_or_fail(task: Task, worker: WorkerContext, job_id: str, exc: BaseException, record: RunRecord) -> None:

@@ -32,6 +32,7 @@ from tests.support.databases import fresh_database
 from tests.support.live_server import LiveServer
 from tests.support.polling import wait_for
 from tests.support.processes import start_worker, stop_process
+from tests.support.s3_standin import S3StandIn
 from tests.support.stripe_standin import StripeStandIn
 from workers.app import create_celery_app
 from workers.embedded_redis import EmbeddedRedis, free_port
@@ -60,6 +61,14 @@ def database_url(run_dir: Path) -> Iterator[str]:
 def stripe_standin() -> Iterator[StripeStandIn]:
     """Stripe's API, as far as the stripe adapter uses it, on a local port."""
     server = StripeStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_standin() -> Iterator[S3StandIn]:
+    """An S3-compatible server (moto's) on a local port, for the shared export store."""
+    server = S3StandIn.start()
     yield server
     server.stop()
 

@@ -1,7 +1,12 @@
 """``POST /api/orders/export`` (queue an export) and ``GET /api/exports/{id}/file`` (download).
 
 The download is public (no API key): the signed, expiring query string is the credential, so a
-browser can follow the ``downloadUrl`` of a finished export task. It answers byte ranges (one
+browser can follow the ``downloadUrl`` of a finished export task. The bytes are streamed from the
+export store (the local folder, or S3 when ``EXPORT_STORAGE_URL`` names one), so any host's web
+process serves any export, with ranges asked of the store as ranges. Streaming rather than
+redirecting to a presigned store URL keeps one URL, one credential (our signature), our headers
+(``Content-Disposition``, ``ETag``, ``Cache-Control: no-store``) and our 403/410 answers, and needs
+no public endpoint on the store. It answers byte ranges (one
 range per request; a multi-range or malformed ``Range`` is ignored and the whole file is sent, as
 RFC 9110 allows), 416 with ``Content-Range: bytes */size`` for an unsatisfiable one.
 """
@@ -9,7 +14,6 @@ RFC 9110 allows), 416 with ``Content-Range: bytes */size`` for an unsatisfiable 
 from __future__ import annotations
 
 import re
-from typing import BinaryIO
 
 import falcon
 
@@ -21,6 +25,7 @@ from api.schemas import ExportIn, ExportLinkQuery, ExportResultOut
 from api.validation import parse_body
 from services.exports import ExportFile, ExportPolicy, ExportRequest, open_export, request_export
 from services.exports.writers import XLSX_CONTENT_TYPE
+from services.kernel.errors import ResourceNotFound
 
 CHUNK_BYTES = 256 * 1024
 
@@ -65,25 +70,6 @@ class OrderExportResource:
         )
         self.deps.sender.send(queued.job, request_id=req.context.request_id)
         answer_job(req, resp, self.deps.db, queued.job.job_id, self.deps.notices)
-
-
-class _FileSlice:
-    """A file object that yields at most ``length`` bytes from where it stands."""
-
-    def __init__(self, file: BinaryIO, length: int) -> None:
-        self._file = file
-        self._remaining = length
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._remaining <= 0:
-            return b""
-        size = self._remaining if size is None or size < 0 else min(size, self._remaining)
-        data = self._file.read(size)
-        self._remaining -= len(data)
-        return data
-
-    def close(self) -> None:
-        self._file.close()
 
 
 # RFC 9110 §14.1.2: a byte position is 1*DIGIT, and DIGIT is ASCII 0-9 only (``str.isdigit()``
@@ -132,21 +118,23 @@ class ExportFileResource:
         self.deps = deps
         self.policy = ExportPolicy.from_settings(deps.settings)
 
-    def _open(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> ExportFile:
-        found = open_export(
+    def _open(self, req: falcon.Request, export_id: str) -> ExportFile:
+        return open_export(
             self.deps.db,
             export_id,
             expires=req.get_param("expires"),
             signature=req.get_param("signature"),
             policy=self.policy,
         )
+
+    @staticmethod
+    def _headers(resp: falcon.Response, found: ExportFile) -> None:
         resp.content_type = found.content_type
         resp.set_header("Content-Disposition", f'attachment; filename="{found.filename}"')
         resp.set_header("Accept-Ranges", "bytes")
         resp.set_header("ETag", f'"{found.sha256}"')
         resp.set_header("Cache-Control", "private, no-store")
         resp.set_header("X-Content-Type-Options", "nosniff")
-        return found
 
     @operation(
         "downloadExport",
@@ -167,23 +155,28 @@ class ExportFileResource:
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> None:
         """The export's file (signed link; no API key). Honours ``Range`` and ``If-Range``."""
-        found = self._open(req, resp, export_id)
+        found = self._open(req, export_id)
         wanted = None
         if_range = req.get_header("If-Range")
         if if_range is None or if_range == f'"{found.sha256}"':
             wanted = byte_range(req.get_header("Range"), found.size)
-        file = found.path.open("rb")
         if wanted is None:
+            stream = found.open()  # 404 before any header is set, if the file is gone
+            self._headers(resp, found)
             resp.content_length = found.size
-            resp.stream = file
+            resp.stream = stream
             return
         first, last = wanted
-        file.seek(first)
+        stream = found.open(first, last)
+        self._headers(resp, found)
         resp.status = falcon.HTTP_206
         resp.content_range = (first, last, found.size)
         resp.content_length = last - first + 1
-        resp.stream = _FileSlice(file, last - first + 1)
+        resp.stream = stream
 
     def on_head(self, req: falcon.Request, resp: falcon.Response, export_id: str) -> None:
-        found = self._open(req, resp, export_id)
+        found = self._open(req, export_id)
+        if not found.exists():
+            raise ResourceNotFound("The export's file is no longer available.", details=[{"exportId": export_id}])
+        self._headers(resp, found)
         resp.content_length = found.size

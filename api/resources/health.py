@@ -1,4 +1,9 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (database and broker reachable)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (database and broker reachable, not draining).
+
+``checks``: ``database``, ``broker`` (the one carrying Celery messages: ``BROKER_URL``) and, when
+that is not Redis, ``redis`` (beat's schedule and lock). While the process drains after SIGTERM
+(``WEB_DRAIN_SECONDS``) the answer is 503 with ``"status": "draining"``, whatever the checks say.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import logging
 import falcon
 
 from api.deps import Deps
+from api.draining import is_draining
 from api.openapi import RETRY_AFTER, Reply, operation
 from api.schemas import HealthOut
 from services.maintenance.health import database_ready
@@ -29,11 +35,11 @@ class ReadyResource:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def _broker_ready(self) -> bool:
+    def _redis_ready(self) -> bool:
         try:
             return bool(self.deps.broker.ping())
         except Exception as exc:  # any failure means "not ready"
-            log.warning("broker not ready: %r", exc)
+            log.warning("redis not ready: %r", exc)
             return False
 
     @operation(
@@ -46,10 +52,16 @@ class ReadyResource:
         },
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Readiness: 503 with ``Retry-After`` unless the database and the broker answer."""
-        checks = {"database": database_ready(self.deps.db), "broker": self._broker_ready()}
-        ready = all(checks.values())
+        """Readiness: 503 with ``Retry-After`` unless the database and the broker answer (and the
+        process is not draining after SIGTERM)."""
+        message_broker = self.deps.message_broker
+        checks = {"database": database_ready(self.deps.db), "broker": message_broker.ready()}
+        if not message_broker.is_redis:
+            checks["redis"] = self._redis_ready()
+        draining = is_draining()
+        ready = all(checks.values()) and not draining
         resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
         if not ready:
             resp.set_header("Retry-After", "5")
-        resp.media = {"status": "ready" if ready else "unavailable", "checks": checks}
+        status = "draining" if draining else "ready" if ready else "unavailable"
+        resp.media = {"status": status, "checks": checks}

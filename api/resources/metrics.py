@@ -1,4 +1,18 @@
-"""``/metrics``: Prometheus text, including each queue's depth read from Redis at scrape time.
+"""``/metrics``: Prometheus text: this host's processes, and the fleet's state read at scrape time.
+
+Besides the per-process counters and histograms (requests, tasks, queue wait, recoveries, relay
+re-sends), each scrape reads:
+
+- ``orders_queue_depth{queue}``: messages waiting on the broker (Redis lists or RabbitMQ queues);
+- ``orders_workers{queue}``, ``orders_worker_processes{queue}``: live workers (and their pool
+  processes) consuming each queue, from their liveness keys in Redis (``config/fleet.py``);
+- ``orders_beat_last_tick_timestamp_seconds``: when the beat holding the lock last ticked;
+- ``orders_jobs_unfinished{queue,state}``, ``orders_jobs_oldest_queued_age_seconds{queue}``,
+  ``orders_jobs_stalled``: from the jobs table (stalled: running past their lease, i.e. a dead
+  worker's jobs the recovery job has not put back yet).
+
+Every name here is in ``deploy/alerts.yml`` or the docs; ``tests/integration/test_metrics.py``
+checks that each metric an alert names exists.
 
 Not for the public: routes, volumes, error rates and queue depths are operational detail. With
 ``METRICS_TOKEN`` set, a scrape must send ``Authorization: Bearer <token>`` (401 otherwise, from
@@ -14,6 +28,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 
 import falcon
 import redis
@@ -21,10 +36,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api.broker import MessageBroker
 from api.deps import Deps
 from api.middleware.auth import bearer_secret
 from api.openapi import Reply, operation
+from config import fleet
 from config.metrics import render
+from models import Database
+from services.jobs.backlog import backlog
 from services.kernel.errors import Forbidden, Unauthorized
 from tasks.dispatch import QUEUES
 
@@ -32,24 +51,81 @@ log = logging.getLogger(__name__)
 
 
 class QueueDepthCollector(Collector):
-    """Messages waiting in each queue (the Redis transport keeps a queue as a list)."""
+    """Messages waiting in each queue of the message broker."""
 
-    def __init__(self, broker: redis.Redis) -> None:
+    def __init__(self, broker: MessageBroker) -> None:
         self.broker = broker
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily("orders_queue_depth", "Messages waiting per queue", labels=["queue"])
-        try:
-            with self.broker.pipeline(transaction=False) as pipe:
-                for queue in QUEUES:
-                    pipe.llen(queue)
-                depths = pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("queue depth unavailable: %r", exc)
+        depths = self.broker.depths(QUEUES)
+        if depths is None:
             return
-        for queue, depth in zip(QUEUES, depths, strict=True):
+        gauge = GaugeMetricFamily("orders_queue_depth", "Messages waiting per queue", labels=["queue"])
+        for queue, depth in depths.items():
             gauge.add_metric([queue], depth)
         yield gauge
+
+
+class FleetCollector(Collector):
+    """Live workers per queue and beat's last tick, from their liveness keys in Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client, self.prefix = client, prefix
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            workers = fleet.live_workers(self.client, self.prefix)
+            tick = fleet.beat_last_tick(self.client, self.prefix)
+        except redis.RedisError as exc:
+            log.warning("fleet liveness unavailable: %r", exc)
+            return
+        count = GaugeMetricFamily("orders_workers", "Live workers consuming each queue", labels=["queue"])
+        processes = GaugeMetricFamily(
+            "orders_worker_processes", "Pool processes of the live workers consuming each queue", labels=["queue"]
+        )
+        for queue in QUEUES:
+            serving = [worker for worker in workers if queue in worker.queues]
+            count.add_metric([queue], len(serving))
+            processes.add_metric([queue], sum(worker.concurrency for worker in serving))
+        yield count
+        yield processes
+        beat = GaugeMetricFamily(
+            "orders_beat_last_tick_timestamp_seconds", "Unix time of the last tick of the beat holding the lock"
+        )
+        beat.add_metric([], tick if tick is not None else 0.0)
+        yield beat
+
+
+class JobsCollector(Collector):
+    """Unfinished jobs per queue and state, the oldest queued one's age, and stalled jobs."""
+
+    def __init__(self, db: Database, lease: timedelta) -> None:
+        self.db, self.lease = db, lease
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            found = backlog(self.db, self.lease)
+        except Exception as exc:  # the database is out: /readyz says so; the scrape goes on
+            log.warning("job backlog unavailable: %r", exc)
+            return
+        unfinished = GaugeMetricFamily(
+            "orders_jobs_unfinished", "Jobs queued or running, per queue and state", labels=["queue", "state"]
+        )
+        for queue in QUEUES:
+            for state in ("queued", "running"):
+                unfinished.add_metric([queue, state], found.unfinished.get((queue, state), 0))
+        yield unfinished
+        oldest = GaugeMetricFamily(
+            "orders_jobs_oldest_queued_age_seconds", "Age of the oldest job still queued, per queue", labels=["queue"]
+        )
+        for queue in QUEUES:
+            oldest.add_metric([queue], found.oldest_queued_seconds.get(queue, 0.0))
+        yield oldest
+        stalled = GaugeMetricFamily(
+            "orders_jobs_stalled", "Running jobs whose worker stopped renewing their lease (not yet recovered)"
+        )
+        stalled.add_metric([], found.stalled)
+        yield stalled
 
 
 def is_loopback(address: str) -> bool:
@@ -78,7 +154,11 @@ class MetricsResource:
     public = True
 
     def __init__(self, deps: Deps) -> None:
-        self.queue_depth = QueueDepthCollector(deps.broker)
+        self.collectors: list[Collector] = [
+            QueueDepthCollector(deps.message_broker),
+            FleetCollector(deps.broker, deps.settings.queue_prefix),
+            JobsCollector(deps.db, timedelta(seconds=deps.settings.job_lease_seconds)),
+        ]
         self.token = deps.settings.metrics_token
 
     @operation(
@@ -100,4 +180,4 @@ class MetricsResource:
         otherwise); without it, only loopback clients may scrape (403 `FORBIDDEN` otherwise)."""
         check_scraper(req, self.token)
         resp.content_type = CONTENT_TYPE_LATEST
-        resp.data = render([self.queue_depth])
+        resp.data = render(self.collectors)

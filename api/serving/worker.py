@@ -13,7 +13,10 @@ keep-alive, pipelining, flow control); what this module adds to it:
   bounds the following heads of a kept-alive connection by ``keepalive``, not the first one;
 - at most ``worker_connections`` connections per worker: one more is answered 503 and closed;
 - on SIGTERM/SIGINT, requests waiting out a ``Prefer: wait`` answer their 202 at once, so the
-  graceful shutdown does not wait for them.
+  graceful shutdown does not wait for them;
+- on SIGTERM with ``WEB_DRAIN_SECONDS`` > 0, the worker first *drains*: ``/readyz`` answers 503
+  while every request is still served, for that long, and only then stops accepting connections
+  and finishes the requests in flight (a second SIGTERM ends the drain at once).
 
 Written against gunicorn 27.0.1 (pinned exactly in requirements.txt): it overrides
 ``ASGIProtocol._send_error_response`` and hooks ``connection_made``/``_on_headers_complete``,
@@ -29,6 +32,7 @@ from typing import Any
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
+from api.draining import is_draining, start_draining
 from api.errors import protocol_error
 from api.serving.front import Front
 from config.settings import Settings
@@ -120,6 +124,7 @@ class FrontWorker(gasgi.ASGIWorker):
         super().load_wsgi()  # the Falcon WSGI app, from 'api.app:get_app()'
         settings = Settings.from_env()
         FrontProtocol.head_timeout = settings.request_head_timeout_seconds
+        self.drain_seconds = settings.web_drain_seconds
         self.asgi = Front(
             self.asgi,
             max_body_bytes=settings.max_body_bytes,
@@ -127,10 +132,17 @@ class FrontWorker(gasgi.ASGIWorker):
             threads=self.cfg.threads,
         )
 
+    drain_seconds: float = 0.0
+
     def handle_exit_signal(self) -> None:
-        super().handle_exit_signal()
         if isinstance(self.asgi, Front):
             self.asgi.shutting_down()
+        if self.drain_seconds > 0 and not is_draining():
+            start_draining()
+            self.log.info("draining for %gs: /readyz answers 503, requests are still served", self.drain_seconds)
+            self.loop.call_later(self.drain_seconds, super().handle_exit_signal)
+            return
+        super().handle_exit_signal()
 
     def handle_quit_signal(self) -> None:
         super().handle_quit_signal()

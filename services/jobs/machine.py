@@ -71,6 +71,7 @@ _CLAIM = (
         state=RUNNING,
         attempts=JOBS.c.attempts + 1,
         started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
+        heartbeat_at=bindparam("now", type_=JOBS.c.heartbeat_at.type),  # the lease starts (leases.py)
     )
     .returning(JOBS.c.args, JOBS.c.request_id, JOBS.c.type, JOBS.c.attempts, JOBS.c.parent_id)
 )
@@ -175,6 +176,7 @@ _CLAIM_MANY = (
         state=RUNNING,
         attempts=JOBS.c.attempts + 1,
         started_at=func.coalesce(JOBS.c.started_at, bindparam("now", type_=JOBS.c.started_at.type)),
+        heartbeat_at=bindparam("now", type_=JOBS.c.heartbeat_at.type),  # the lease starts (leases.py)
     )
     .returning(JOBS.c.id, JOBS.c.args, JOBS.c.request_id, JOBS.c.type, JOBS.c.parent_id)
 )

@@ -7,23 +7,28 @@ no Celery results to expire: tasks run with ``ignore_result`` and the ``jobs`` t
 store, so finished jobs past their ``expires_at`` are what "results past their expiry" means here.
 
 An expired export's file is deleted before its row, so a run interrupted in between leaves a row
-whose file is gone (the next run deletes it), never a file nobody knows about. Files under the
-export directory that no export row names (an attempt killed before it recorded its file) are
-deleted once they are older than the export lifetime.
+whose file is gone (the next run deletes it), never a file nobody knows about. Objects in the
+export store that no export row names (an attempt killed between its publish and its row) and
+leftovers in this host's scratch folder (attempts killed mid-file) are deleted once they are
+older than the export lifetime; a scratch file an attempt still holds locked is never touched.
+With a shared store (S3) every host's housekeeping sweeps the store, and each host's own scratch
+folder only by that host's maintenance worker, so scratch leftovers of a host without one stay
+until it builds that export again (each attempt removes its dead predecessors' leftovers).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from models import Database, Export, IdempotencyRecord, Job
 from models.types import utcnow
+from services.exports.storage import ExportStorage, LocalStorage, held_by_a_live_attempt
 from services.jobs.states import FINISHED
 
 log = logging.getLogger(__name__)
@@ -39,39 +44,23 @@ class Purged:
 
 @dataclass(frozen=True)
 class ExportStore:
-    """Where export files live and how long an export lives."""
+    """Where export files live, where this host builds them, and how long an export lives."""
 
-    directory: Path
+    storage: ExportStorage
+    scratch: Path
     ttl: timedelta
 
-
-def _inside(directory: Path, name: str) -> Path | None:
-    path = (directory / name).resolve()
-    return path if path.parent == directory else None
-
-
-def _remove(path: Path) -> bool:
-    try:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-        return True
-    except FileNotFoundError:
-        return False
+    @property
+    def scratch_is_store(self) -> bool:
+        return isinstance(self.storage, LocalStorage) and self.storage.directory.resolve() == self.scratch.resolve()
 
 
 def _purge_exports(db: Database, store: ExportStore, now: datetime, batch: int) -> tuple[int, int]:
-    directory = store.directory.resolve()
     with db.reader() as session:
         expired = session.execute(
             select(Export.id, Export.job_id, Export.path).where(Export.expires_at < now).limit(batch)
         ).all()
-    files = 0
-    for row in expired:
-        path = _inside(directory, row.path)
-        if path is not None and _remove(path):
-            files += 1
+    files = sum(1 for row in expired if store.storage.delete(row.path))
     if not expired:
         return 0, files
     with db.transaction() as session:
@@ -80,26 +69,36 @@ def _purge_exports(db: Database, store: ExportStore, now: datetime, batch: int) 
     return rows, files
 
 
-def _purge_orphans(db: Database, store: ExportStore, now: datetime, batch: int) -> int:
-    """Files no export row names, older than an export lives (leftovers of killed attempts)."""
-    directory = store.directory
-    if not directory.is_dir():
-        return 0
-    cutoff = (now - store.ttl).timestamp()
+def _old(names: Iterator[tuple[str, datetime]], cutoff: datetime, batch: int) -> list[str]:
     old = []
-    for path in directory.iterdir():
-        try:
-            if path.stat().st_mtime < cutoff:
-                old.append(path)
-        except FileNotFoundError:
-            continue
-        if len(old) >= batch:
-            break
-    if not old:
-        return 0
-    with db.reader() as session:
-        known = set(session.scalars(select(Export.path).where(Export.path.in_([path.name for path in old]))))
-    return sum(_remove(path) for path in old if path.name not in known)
+    for name, modified in names:
+        if modified.astimezone(UTC) < cutoff:
+            old.append(name)
+            if len(old) >= batch:
+                break
+    return old
+
+
+def _purge_orphans(db: Database, store: ExportStore, now: datetime, batch: int) -> int:
+    """Objects no export row names and scratch leftovers, older than an export lives."""
+    cutoff = now - store.ttl
+    old = _old(((item.name, item.modified) for item in store.storage.listing()), cutoff, batch)
+    removed = 0
+    if old:
+        with db.reader() as session:
+            known = set(session.scalars(select(Export.path).where(Export.path.in_(old))))
+        for name in old:
+            if name in known:
+                continue
+            if store.scratch_is_store and name.endswith(".part") and held_by_a_live_attempt(store.scratch / name):
+                continue
+            removed += bool(store.storage.delete(name))
+    if not store.scratch_is_store and store.scratch.is_dir():
+        scratch = LocalStorage(store.scratch)
+        for name in _old(((item.name, item.modified) for item in scratch.listing()), cutoff, batch):
+            if not (name.endswith(".part") and held_by_a_live_attempt(store.scratch / name)):
+                removed += bool(scratch.delete(name))
+    return removed
 
 
 def purge_expired(

@@ -12,6 +12,14 @@ expiry). For each order past it, in bounded batches:
    ``payment_timeout`` through :func:`services.transitions.transition_order` (stock released,
    history row, version guard). Its checkout payment rows are closed as expired.
 
+An order whose direct charge is still in flight is not cancelled yet: a ``process`` or
+``authorize`` payment that reached the gateway (``attempts`` ≥ 1) and is still ``pending`` may
+have charged the customer (its worker was killed inside the gateway call, or the gateway timed
+out). Its job comes back within the lease (``services/jobs/leases.py``) and reconciliation asks
+again under the same idempotency key, so the order ends ``processing`` once the charge is known,
+instead of ``cancelled``/``unpaid`` while the gateway holds the money. After
+``MAX_RECONCILE_ATTEMPTS`` the charge needs a person and the order is cancelled as usual.
+
 A payment that lands after the cancellation (a webhook already on its way, a direct charge whose
 outcome was unknown) is confirmed against a cancelled order, which refunds it
 (:func:`services.payments.confirm_payment`): the order ends ``processing`` or ``cancelled`` and
@@ -24,7 +32,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 
 from models import Database, Order, Payment
 from models.types import utcnow
@@ -33,7 +41,7 @@ from services.jobs.outbox import JobRef
 from services.kernel import lifecycle
 from services.kernel.errors import ConcurrentUpdate
 from services.kernel.principal import SYSTEM
-from services.ledger.book import CHECKOUT, FAILED, PENDING
+from services.ledger.book import AUTHORIZE, CHECKOUT, FAILED, MAX_RECONCILE_ATTEMPTS, PENDING, PROCESS
 from services.payments.confirmation import confirm_payment
 from services.payments.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
 from services.payments.gateways.registry import Gateways
@@ -62,11 +70,28 @@ class _Candidate:
     sessions: tuple[str, ...]
 
 
+def _charge_in_flight(order_id: ColumnElement[str] | str) -> ColumnElement[bool]:
+    """A direct charge of the order that may have reached the gateway and is not settled yet."""
+    return exists(
+        select(Payment.id).where(
+            Payment.order_id == order_id,
+            Payment.action.in_((PROCESS, AUTHORIZE)),
+            Payment.state == PENDING,
+            Payment.attempts > 0,
+            Payment.attempts < MAX_RECONCILE_ATTEMPTS,
+        )
+    )
+
+
 def _candidates(db: Database, now: datetime, batch: int) -> list[_Candidate]:
     with db.reader() as session:
         orders = session.execute(
             select(Order.id, Order.payment_gateway_id)
-            .where(Order.status == lifecycle.PENDING_PAYMENT, Order.hold_expires_at < now)
+            .where(
+                Order.status == lifecycle.PENDING_PAYMENT,
+                Order.hold_expires_at < now,
+                ~_charge_in_flight(Order.id),
+            )
             .order_by(Order.hold_expires_at)
             .limit(batch)
         ).all()
@@ -118,6 +143,9 @@ def _settle_one(
         order = lock_order(session, candidate.order_id)
         if order is None or order.status != lifecycle.PENDING_PAYMENT or order.hold_expires_at >= now:
             return  # paid, cancelled or changed since it was read: nothing to do
+        if session.scalar(select(_charge_in_flight(candidate.order_id))):
+            run.deferred.append(order.id)  # a charge reached the gateway since: settle it first
+            return
         paid = next((state for state in states if state.paid), None)
         if paid is not None and paid.id in checkouts:
             run.jobs += confirm_payment(

@@ -39,6 +39,16 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "EXPORT_TTL_SECONDS": str(settings.export_ttl_seconds),
             "EXPORT_XLSX_SHEET_ROWS": str(settings.export_xlsx_sheet_rows),
             "EXPORT_PROGRESS_ROWS": str(settings.export_progress_rows),
+            "JOB_LEASE_SECONDS": str(settings.job_lease_seconds),
+            "RECOVERY_INTERVAL_SECONDS": str(settings.recovery_interval_seconds),
+            "WORKER_SOFT_SHUTDOWN_SECONDS": str(settings.worker_soft_shutdown_seconds),
+            "QUEUE_PREFIX": settings.queue_prefix,
+            "BROKER_URL": settings.broker_url or "",
+            "EXPORT_STORAGE_URL": settings.export_storage_url,
+            "EXPORT_S3_ENDPOINT_URL": settings.export_s3_endpoint_url or "",
+            "EXPORT_S3_REGION": settings.export_s3_region or "",
+            "EXPORT_S3_ACCESS_KEY_ID": settings.export_s3_access_key_id or "",
+            "EXPORT_S3_SECRET_ACCESS_KEY": settings.export_s3_secret_access_key or "",
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
@@ -129,3 +139,30 @@ def start_web(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def start_ready_worker(
+    settings: Settings,
+    log_path: Path,
+    *,
+    queues: str,
+    name: str,
+    concurrency: int = 1,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.Popen[bytes]:
+    """:func:`start_worker`, returned once that very worker answers a control ping."""
+    from tests.support.polling import wait_for
+    from workers.app import create_celery_app
+
+    process = start_worker(settings, log_path, queues=queues, concurrency=concurrency, name=name, env=env)
+    control = create_celery_app(settings).control
+    prefix = f"{name}-{os.getpid()}@"
+
+    def answered() -> bool:
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        replies = control.ping(timeout=0.5) or []
+        return any(host.startswith(prefix) for reply in replies for host in reply)
+
+    wait_for(answered, timeout=timeout, what=f"worker {name} to answer a ping")
+    return process
