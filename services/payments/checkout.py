@@ -108,11 +108,13 @@ def complete_checkout(db: Database, gateways: Gateways, order_id: str, session_i
     if state.order_id != order_id:
         raise ValidationFailed("The checkout session belongs to another order.", details=[{"field": "session_id"}])
     with db.transaction() as session:
+        # The payment row before the order row: the order webhooks and payment tasks lock them in
+        # (the other order deadlocks against a webhook confirming the same session).
+        payment = recorded_checkout(session, gateway_id, session_id) if state.paid else None
         order = session.get(Order, order_id, with_for_update=True)
         assert order is not None
         jobs: list[JobRef] = []
         if state.paid:
-            payment = recorded_checkout(session, gateway_id, session_id)
             if payment is None and state.amount == order.total_amount and state.currency in (None, order.currency):
                 payment = checkout_payment(session, order, gateway_id, session_id, state.amount)
             if payment is None or payment.amount != state.amount:
