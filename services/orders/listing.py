@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from models import Database, Order, OrderItem
@@ -166,33 +166,71 @@ def _plan(principal: Principal, query: ListOrders, secret_key: str) -> _Plan:
     return _Plan(conditions, page_conditions, orderby, top, skip, want_count, fields, expand_items, digest)
 
 
+_ITEMS = OrderItem.__table__
+_ITEM_COLUMNS = [
+    _ITEMS.c.id.label("item_id"),
+    _ITEMS.c.offer_id.label("item_offer_id"),
+    _ITEMS.c.quantity.label("item_quantity"),
+    _ITEMS.c.price.label("item_price"),
+    _ITEMS.c.status.label("item_status"),
+]
+
+
+def _page_statement(plan: _Plan) -> Select[Any]:
+    """The page, its entries' items and the total count in ONE statement: the page (``top + 1``
+    rows, to know whether another follows) as a subquery numbered in its order, its items joined
+    to it, and the count as an uncorrelated scalar subquery the database evaluates once."""
+    page = (
+        select(*_COLUMNS, func.row_number().over(order_by=plan.orderby.clauses).label("page_position"))
+        .where(*plan.page_conditions)
+        .order_by(*plan.orderby.clauses)
+        .limit(plan.top + 1)
+        .offset(plan.skip)
+        .subquery("page")
+    )
+    columns: list[Any] = [page.c[column.name] for column in _COLUMNS]
+    source: Any = page
+    order_by: list[Any] = [page.c.page_position]
+    if plan.want_count:
+        columns.append(select(func.count()).select_from(Order).where(*plan.conditions).scalar_subquery().label("total"))
+    if plan.expand_items:
+        columns += _ITEM_COLUMNS
+        source = page.outerjoin(_ITEMS, _ITEMS.c.order_id == page.c.id)
+        order_by.append(_ITEMS.c.position)
+    return select(*columns).select_from(source).order_by(*order_by)
+
+
 def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
-    """One page of the orders ``principal`` may see, filtered and ordered as asked."""
+    """One page of the orders ``principal`` may see, filtered and ordered as asked.
+
+    One round trip on the autocommit read engine (the page, its items and the count together);
+    a second one only for the count of an empty page."""
     plan = _plan(principal, query, secret_key)
     top = plan.top
-    with db.reader() as session:
-        statement = (
-            select(*_COLUMNS)
-            .where(*plan.page_conditions)
-            .order_by(*plan.orderby.clauses)
-            .limit(top + 1)
-            .offset(plan.skip)
-        )
-        fetched = session.execute(statement).all() if top > 0 else []
-        count = None
-        if plan.want_count:
-            count = session.scalar(select(func.count()).select_from(Order).where(*plan.conditions))
-        rows = [OrderRow(*row) for row in fetched[:top]]
-        if plan.expand_items and rows:
-            items: dict[str, list[ItemView]] = {row.id: [] for row in rows}
-            found = session.execute(
-                select(OrderItem)
-                .where(OrderItem.order_id.in_(list(items)))
-                .order_by(OrderItem.order_id, OrderItem.position)
-            ).scalars()
-            for item in found:
-                items[item.order_id].append(ItemView(item.id, item.offer_id, item.quantity, item.price, item.status))
-            rows = [_with_items(row, items[row.id]) for row in rows]
+    fetched: list[OrderRow] = []
+    count: int | None = None
+    with db.read_engine.connect() as conn:
+        if top > 0:
+            by_id: dict[str, OrderRow] = {}
+            for row in conn.execute(_page_statement(plan)):
+                entry = by_id.get(row.id)
+                if entry is None:
+                    entry = OrderRow(
+                        *(row._mapping[column.name] for column in _COLUMNS),
+                        items=[] if plan.expand_items else None,
+                    )
+                    by_id[row.id] = entry
+                    fetched.append(entry)
+                    if plan.want_count:
+                        count = int(row.total)
+                if plan.expand_items and row.item_id is not None:
+                    assert entry.items is not None
+                    entry.items.append(
+                        ItemView(row.item_id, row.item_offer_id, row.item_quantity, row.item_price, row.item_status)
+                    )
+        if plan.want_count and count is None:
+            count = int(conn.execute(select(func.count()).select_from(Order).where(*plan.conditions)).scalar_one())
+    rows = fetched[:top]
 
     next_token = None
     if len(fetched) > top and rows:
@@ -210,7 +248,3 @@ def count_orders(db: Database, principal: Principal, query: ListOrders, *, secre
     conditions = _plan(principal, query, secret_key).conditions
     with db.reader() as session:
         return int(session.scalar(select(func.count()).select_from(Order).where(*conditions)) or 0)
-
-
-def _with_items(row: OrderRow, items: list[ItemView]) -> OrderRow:
-    return OrderRow(**{**row.__dict__, "items": items})
