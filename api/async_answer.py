@@ -106,7 +106,10 @@ class DeferredAnswer:
                 final = falcon.Response(options=self.resp_options)
                 _render_finished(self.req, final, job, self.wait, self.job_id)
                 kept = {name: value for name, value in headers.items() if name.lower() not in _ACCEPTED_ONLY}
-                status, headers, body = final.status_code, {**kept, **final.headers}, final.render_body() or b""
+                body = final.render_body() or b""
+                # Falcon adds the default media type only when the app itself sends a response.
+                kind = {"content-type": final.content_type or falcon.MEDIA_JSON}
+                status, headers = final.status_code, {**kept, **kind, **final.headers}
         except Exception:
             log.exception("rendering a waited-for task failed; answering 202", extra={"task_id": self.job_id})
         for finish in self.finishers:

@@ -256,6 +256,7 @@ def test_prefer_wait_answers_the_tasks_outcome_and_replays_it(stack: Stack) -> N
     assert "Location" not in paid.headers and "Retry-After" not in paid.headers
     assert paid.headers["X-Request-Id"] and "Prefer" in paid.headers["Vary"]
     assert paid.json()["paymentStatus"] == "completed"
+    assert paid.headers["Content-Type"] == "application/json"  # the answer the front waited for, too
 
     replayed = requests.post(stack.url("/api/orders/payment"), json=payment, headers=headers, timeout=30)
     assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"

@@ -45,7 +45,10 @@ class Web:
 def web(settings, tmp_path_factory) -> Iterator[Web]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    process = start_web(settings, port, tmp_path_factory.mktemp("slow-clients") / "web.log")
+    # Its messages go to queues no worker consumes (other tests of the session keep a worker on
+    # the usual ones), so the exports the waiters wait on are never run.
+    unserved = settings.with_(queue_prefix="slow-clients-unserved-")
+    process = start_web(unserved, port, tmp_path_factory.mktemp("slow-clients") / "web.log")
     try:
         wait_ready(base)
         yield Web(base, port)
