@@ -130,6 +130,7 @@ def _digest(filter_text: str | None, orderby: OrderBy) -> str:
 
 
 _COLUMNS = [spec.column for spec in FIELDS.values()]
+_WIDTH = len(_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,7 @@ def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret
             for row in conn.execute(_page_statement(plan)):
                 entry = by_id.get(row.id)
                 if entry is None:
-                    entry = OrderRow(
-                        *(row._mapping[column.name] for column in _COLUMNS),
-                        items=[] if plan.expand_items else None,
-                    )
+                    entry = OrderRow(*row[:_WIDTH], items=[] if plan.expand_items else None)  # by position: fast
                     by_id[row.id] = entry
                     fetched.append(entry)
                     if plan.want_count:
