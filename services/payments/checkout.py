@@ -18,18 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from models import Database, Order, Payment
+from models import Database, Order, Payment, WebhookEvent
+from models.ids import new_id
+from models.statements import insert_unless_exists
 from models.types import utcnow
 from services.jobs.outbox import JobOutcome, JobRef
 from services.kernel import lifecycle
 from services.kernel.errors import OrderNotFound, PaymentDeclined, ServiceUnavailable, TransientError, ValidationFailed
-from services.ledger.book import FAILED, PENDING, open_checkout_sessions
+from services.ledger.book import CHECKOUT, FAILED, PENDING, open_checkout_sessions
 from services.payments.confirmation import confirm_payment
 from services.payments.gateways.base import CheckoutState, GatewayDeclined, GatewayTimeout, GatewayUnavailable
 from services.payments.gateways.registry import Gateways
-from services.payments.webhooks import apply_waiting_for, checkout_payment, recorded_checkout
+from services.payments.webhooks import WAITING, apply_waiting_for, checkout_payment, recorded_checkout
 
 
 @dataclass(frozen=True)
@@ -40,31 +43,58 @@ class CheckoutStatus:
     jobs: list[JobRef] = field(default_factory=list)  # refunds or closings, sent after commit
 
 
+_ORDERS, _PAYMENTS, _EVENTS = Order.__table__, Payment.__table__, WebhookEvent.__table__
+_ORDER_TO_OPEN = select(
+    _ORDERS.c.checkout_url,
+    _ORDERS.c.status,
+    _ORDERS.c.total_amount,
+    _ORDERS.c.currency,
+    _ORDERS.c.payment_gateway_id,
+    _ORDERS.c.payment_method,
+    _ORDERS.c.hold_expires_at,
+).where(_ORDERS.c.id == bindparam("order_id"))
+_SET_CHECKOUT_URL = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.checkout_url.is_(None))
+    .values(checkout_url=bindparam("url"))
+)
+_CHECKOUT_URL = select(_ORDERS.c.checkout_url).where(_ORDERS.c.id == bindparam("order_id"))
+_ANY_WAITING = (
+    select(_EVENTS.c.id)
+    .where(
+        _EVENTS.c.state == WAITING,
+        or_(_EVENTS.c.order_id == bindparam("order_id"), _EVENTS.c.checkout_session_id == bindparam("session_id")),
+    )
+    .limit(1)
+)
+
+
 def open_checkout(
     db: Database, gateways: Gateways, args: dict[str, Any], *, request_id: str | None = None
 ) -> dict[str, Any] | JobOutcome:
     """Open the order's hosted checkout session once and store its URL on the order.
 
     ``args`` carry where the gateway sends the customer back (``successUrl``, ``cancelUrl``: the
-    API's routes, written into the job when the order was placed)."""
+    API's routes, written into the job when the order was placed). Once the gateway answered,
+    one short transaction: the URL stored if none is, the session's payment row inserted unless
+    it exists, and (only if an event waited for them) the webhooks that arrived first applied.
+    """
     order_id = args["orderId"]
-    with db.reader() as session:
-        order = session.get(Order, order_id)
-        if order is None:
-            raise OrderNotFound(details=[{"orderId": order_id}])
-        if order.checkout_url or order.status != lifecycle.PENDING_PAYMENT:
-            return {"orderId": order.id, "status": order.status, "checkoutUrl": order.checkout_url}
-        amount, currency, gateway_id = order.total_amount, order.currency, order.payment_gateway_id
-        expires = order.hold_expires_at
-    gateway = gateways.get(gateway_id)
+    with db.read_engine.connect() as conn:
+        order = conn.execute(_ORDER_TO_OPEN, {"order_id": order_id}).first()
+    if order is None:
+        raise OrderNotFound(details=[{"orderId": order_id}])
+    if order.checkout_url or order.status != lifecycle.PENDING_PAYMENT:
+        return {"orderId": order_id, "status": order.status, "checkoutUrl": order.checkout_url}
+    gateway = gateways.get(order.payment_gateway_id)
     try:
         opened = gateway.create_checkout_session(
-            amount=amount,
-            currency=currency,
+            amount=order.total_amount,
+            currency=order.currency,
             order_id=order_id,
             success_url=args["successUrl"],
             cancel_url=args["cancelUrl"],
-            expires_at=expires,
+            expires_at=order.hold_expires_at,
             idempotency_key=f"checkout:{order_id}",
         )
     except (GatewayUnavailable, GatewayTimeout) as exc:
@@ -73,14 +103,33 @@ def open_checkout(
         raise PaymentDeclined(
             "The gateway refused to open a checkout session.", details=[{"reason": exc.reason}]
         ) from None
-    with db.transaction() as session:
-        order = session.get(Order, order_id, with_for_update=True)
-        assert order is not None
-        if order.checkout_url is None:
-            order.checkout_url = opened.url
-        checkout_payment(session, order, gateway_id, opened.id, amount)
-        jobs = apply_waiting_for(session, order_id=order_id, checkout_session_id=opened.id, request_id=request_id)
-        return JobOutcome({"orderId": order.id, "status": order.status, "checkoutUrl": order.checkout_url}, send=jobs)
+    now = utcnow()
+    payment = {
+        "id": new_id("txn"),
+        "order_id": order_id,
+        "gateway_id": order.payment_gateway_id,
+        "action": CHECKOUT,
+        "method": order.payment_method,
+        "amount": order.total_amount,
+        "currency": order.currency,
+        "state": PENDING,
+        "checkout_session_id": opened.id,
+        "idempotency_key": f"checkout:{order_id}:{opened.id}",
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    jobs: list[JobRef] = []
+    with db.connection() as conn:
+        conn.execute(_SET_CHECKOUT_URL, {"order_id": order_id, "url": opened.url})
+        record = insert_unless_exists(_PAYMENTS, ["gateway_id", "checkout_session_id"], conn.dialect.name)
+        conn.execute(record, payment)
+        url = conn.execute(_CHECKOUT_URL, {"order_id": order_id}).scalar()
+        waiting = conn.execute(_ANY_WAITING, {"order_id": order_id, "session_id": opened.id}).first() is not None
+    if waiting:  # rare: a webhook came before the session was recorded
+        with db.transaction() as session:
+            jobs = apply_waiting_for(session, order_id=order_id, checkout_session_id=opened.id, request_id=request_id)
+    return JobOutcome({"orderId": order_id, "status": order.status, "checkoutUrl": url}, send=jobs)
 
 
 def checkout_url(db: Database, order_id: str) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Database, SandboxLedgerEntry
 from models.ids import new_id
+from models.statements import insert_unless_exists
 from models.types import utcnow
 from services.kernel.money import to_money
 from services.payments.gateways.base import (
@@ -73,6 +74,15 @@ class SandboxBooks:
 
     def _record(self, entry: SandboxLedgerEntry, before: Callable[[Any], None] | None = None) -> SandboxLedgerEntry:
         """Insert ``entry`` unless its idempotency key is known; returns the entry of record."""
+        if before is None:  # one statement: insert, or find the entry the key already booked
+            values = {column.key: getattr(entry, column.key) for column in SandboxLedgerEntry.__table__.columns}
+            with self.db.autocommit() as conn:
+                statement = insert_unless_exists(SandboxLedgerEntry.__table__, ["idempotency_key"], conn.dialect.name)
+                if conn.execute(statement, values).rowcount == 1:
+                    return entry
+            existing = self._replay(entry.idempotency_key or "")
+            assert existing is not None
+            return existing
         try:
             with self.db.transaction() as session:
                 existing = session.scalar(
