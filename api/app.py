@@ -12,6 +12,7 @@ from api.media import JSONHandler
 from api.middleware.auth import AuthMiddleware
 from api.middleware.body import BodyLimitMiddleware
 from api.middleware.cors import CORSMiddleware
+from api.middleware.events import EventNudgeMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
 from api.middleware.params import NulParamsMiddleware
@@ -34,6 +35,13 @@ from api.resources.payments import (
 from api.resources.reconciliation import ReconciliationReportsResource
 from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
 from api.resources.tasks import TaskResource
+from api.resources.webhooks import (
+    EventsResource,
+    WebhookDeliveriesResource,
+    WebhookEndpointResource,
+    WebhookEndpointsResource,
+    WebhookResendResource,
+)
 from config.logging import configure_logging
 from config.settings import Settings
 from config.startup import settings_or_exit
@@ -42,14 +50,16 @@ from services.access.keys import KeyCache
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 from tasks.notices import NoticeListener
+from tasks.webhooks import dispatch_nudge
 
 
 def build_deps(settings: Settings) -> Deps:
     db = Database.connect(settings)
+    sender = make_sender(settings)
     return Deps(
         settings=settings,
         db=db,
-        sender=make_sender(settings),
+        sender=sender,
         broker=redis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
         ),
@@ -57,6 +67,7 @@ def build_deps(settings: Settings) -> Deps:
         keys=KeyCache(settings.api_key_cache_seconds),
         notices=NoticeListener(settings.redis_url),
         message_broker=MessageBroker(settings),
+        nudge=dispatch_nudge(sender.app, settings),
     )
 
 
@@ -72,6 +83,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             NulParamsMiddleware(),
             AuthMiddleware(deps.db, deps.keys),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
+            EventNudgeMiddleware(deps.nudge),
         ]
     )
     json_handler = JSONHandler()
@@ -106,6 +118,11 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
     app.add_route("/api/keys", KeysResource(deps))
     app.add_route("/api/keys/{key_id}", KeyResource(deps))
+    app.add_route("/api/webhook-endpoints", WebhookEndpointsResource(deps))
+    app.add_route("/api/webhook-endpoints/{endpoint_id}", WebhookEndpointResource(deps))
+    app.add_route("/api/webhook-endpoints/{endpoint_id}/deliveries", WebhookDeliveriesResource(deps))
+    app.add_route("/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend", WebhookResendResource(deps))
+    app.add_route("/api/events", EventsResource(deps))
     app.add_route("/api/openapi.json", OpenAPIResource(app))
     app.add_route("/api/docs", DocsPageResource(app))
     return app

@@ -20,6 +20,7 @@ from sqlalchemy import BindParameter, Connection, Insert, Table, bindparam, inse
 from models import Database, Job, Offer, Order, OrderItem, StatusHistory
 from models.ids import new_id
 from models.types import utcnow
+from services.events.record import EVENT_COLUMNS, EVENTS, INSERT_EVENT, ORDER_CREATED, event_row
 from services.jobs.kinds import CHECKOUT
 from services.jobs.outbox import INSERT_JOB as _INSERT_JOB
 from services.jobs.outbox import JOB_ROW_COLUMNS, JobRef, job_row
@@ -129,17 +130,26 @@ def _writes_in_one_statement(item_count: int) -> Insert:
         for index in range(item_count)
     ]
     new_history = insert(_HISTORY).values(_bound(_HISTORY, "h_", _HISTORY_COLUMNS)).cte("new_history")
-    return insert(_JOBS).values(_bound(_JOBS, "j_", _JOB_COLUMNS)).add_cte(new_order, *new_items, new_history)
+    new_event = insert(EVENTS).values(_bound(EVENTS, "e_", EVENT_COLUMNS)).cte("new_event")  # order.created
+    return (
+        insert(_JOBS).values(_bound(_JOBS, "j_", _JOB_COLUMNS)).add_cte(new_order, *new_items, new_history, new_event)
+    )
 
 
 def _write(
-    conn: Connection, order: dict[str, Any], items: list[dict[str, Any]], history: dict[str, Any], job: dict[str, Any]
+    conn: Connection,
+    order: dict[str, Any],
+    items: list[dict[str, Any]],
+    history: dict[str, Any],
+    job: dict[str, Any],
+    event: dict[str, Any],
 ) -> None:
     """Insert the order's rows (no lock is taken on any shared row here)."""
     if conn.dialect.name == "postgresql":
         params = {f"o_{name}": order[name] for name in _ORDER_COLUMNS}
         params.update({f"h_{name}": history[name] for name in _HISTORY_COLUMNS})
         params.update({f"j_{name}": job[name] for name in _JOB_COLUMNS})
+        params.update({f"e_{name}": event[name] for name in EVENT_COLUMNS})
         for index, item in enumerate(items):
             params.update({f"i{index}_{name}": item[name] for name in _ITEM_COLUMNS})
         conn.execute(_writes_in_one_statement(len(items)), params)
@@ -148,6 +158,7 @@ def _write(
     conn.execute(_INSERT_ITEMS, items)
     conn.execute(_INSERT_HISTORY, history)
     conn.execute(_INSERT_JOB, job)
+    conn.execute(INSERT_EVENT, event)
 
 
 def _check_offers(conn: Connection, wanted: list[ItemRequest], currency: str) -> None:
@@ -216,6 +227,22 @@ def _order_total(items: list[ItemRequest]) -> Decimal:
             details=[{"field": "items", "message": f"the order total {total} exceeds {MAX_AMOUNT}", "total": total}],
         )
     return total
+
+
+def _created(order: dict[str, Any], items: list[ItemView]) -> dict[str, Any]:
+    """``order.created``'s data: the order as placed."""
+    return {
+        "orderId": order["id"],
+        "customerId": order["customer_id"],
+        "status": order["status"],
+        "totalAmount": order["total_amount"],
+        "currency": order["currency"],
+        "createdAt": order["created_at"],
+        "items": [
+            {"itemId": item.id, "offerId": item.offer_id, "quantity": item.quantity, "price": item.price}
+            for item in items
+        ],
+    }
 
 
 def place_order(
@@ -301,8 +328,9 @@ def place_order(
         customer_id=command.customer_id,
         now=now,
     )
+    event = event_row(ORDER_CREATED, order_id=order_id, customer_id=command.customer_id, data=_created(order, items))
     with db.connection() as conn:
-        _write(conn, order, item_rows, history, job)
+        _write(conn, order, item_rows, history, job, event)
         _reserve(conn, command.items, policy.currency, now)
     view = OrderView(
         id=order_id,

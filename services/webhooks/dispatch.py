@@ -1,0 +1,116 @@
+"""The dispatcher: after commit, give new events their position and a delivery per subscriber.
+
+Runs outside every request (a task nudged after commits, and the beat sweep, so an event whose
+nudge was lost is dispatched on the next sweep). One dispatcher at a time assigns positions (a
+PostgreSQL advisory lock; SQLite's write lock): an event that committed after a later-inserted one
+gets a higher position, so a client paging ``GET /api/events?after=`` never skips one. Events of
+one order commit one after the other (the order row is locked), so their positions keep that order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
+
+from models import Database, Event, WebhookDelivery, WebhookEndpoint
+from models.ids import new_id
+from models.types import utcnow
+from services.webhooks.endpoints import ACTIVE, PENDING
+
+_LOCK_KEY = 0x0E7E_4714  # pg_advisory_xact_lock key of the dispatcher
+EVENTS, DELIVERIES, ENDPOINTS = Event.__table__, WebhookDelivery.__table__, WebhookEndpoint.__table__
+_UNDISPATCHED = (
+    select(EVENTS.c.seq, EVENTS.c.id, EVENTS.c.type, EVENTS.c.order_id, EVENTS.c.customer_id, EVENTS.c.created_at)
+    .where(EVENTS.c.position.is_(None))
+    .order_by(EVENTS.c.seq)
+    .limit(bindparam("batch"))
+)
+_TOP = select(func.max(EVENTS.c.position))
+_SET_POSITION = update(EVENTS).where(EVENTS.c.seq == bindparam("event_seq")).values(position=bindparam("new_position"))
+_SUBSCRIBERS = select(ENDPOINTS.c.id, ENDPOINTS.c.event_types, ENDPOINTS.c.customer_id, ENDPOINTS.c.created_at).where(
+    ENDPOINTS.c.status.in_(ACTIVE)
+)
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    events: int
+    deliveries: int
+    more: bool  # a full batch: call again
+    endpoints: frozenset[str] = frozenset()  # those that got deliveries
+
+
+def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) -> Dispatched:
+    """Position up to ``batch`` undispatched events and insert their deliveries, in one transaction."""
+    now = utcnow()
+    with db.connection() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        events = conn.execute(_UNDISPATCHED, {"batch": batch}).all()
+        if not events:
+            return Dispatched(0, 0, False)
+        top = conn.execute(_TOP).scalar() or 0
+        conn.execute(
+            _SET_POSITION,
+            [{"event_seq": event.seq, "new_position": top + index + 1} for index, event in enumerate(events)],
+        )
+        endpoints = conn.execute(_SUBSCRIBERS).all()
+        rows = []
+        for index, event in enumerate(events):
+            for endpoint in endpoints:
+                if event.type not in endpoint.event_types or event.created_at < endpoint.created_at:
+                    continue
+                if endpoint.customer_id is not None and endpoint.customer_id != event.customer_id:
+                    continue
+                rows.append(
+                    {
+                        "id": new_id("whd"),
+                        "endpoint_id": endpoint.id,
+                        "event_seq": event.seq,
+                        "event_id": event.id,
+                        "order_id": event.order_id,
+                        "position": top + index + 1,
+                        "state": PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "give_up_at": event.created_at + retry_window,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+        if rows:
+            conn.execute(insert(DELIVERIES), rows)
+    return Dispatched(len(events), len(rows), len(events) == batch, frozenset(row["endpoint_id"] for row in rows))
+
+
+def due_deliveries(db: Database, *, limit: int = 500) -> list[str]:
+    """Deliveries to start now: per endpoint that is free (no delivery in flight, not backing
+    off), its earliest due delivery. Each success starts the endpoint's next one, so the sweep
+    only has to start the heads (after a lost message, a killed worker, a backoff)."""
+    now = utcnow()
+    with db.reader() as session:
+        heads = session.execute(
+            select(DELIVERIES.c.endpoint_id, func.min(DELIVERIES.c.position))
+            .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
+            .where(
+                DELIVERIES.c.state == PENDING,
+                DELIVERIES.c.next_attempt_at <= now,
+                ENDPOINTS.c.available_at <= now,
+                ENDPOINTS.c.status.in_(ACTIVE),
+            )
+            .group_by(DELIVERIES.c.endpoint_id)
+            .limit(limit)
+        ).all()
+        if not heads:
+            return []
+        pairs = [(row[0], row[1]) for row in heads]
+        return list(
+            session.scalars(
+                select(DELIVERIES.c.id).where(
+                    tuple_(DELIVERIES.c.endpoint_id, DELIVERIES.c.position).in_(pairs),
+                    DELIVERIES.c.state == PENDING,
+                )
+            )
+        )

@@ -1,0 +1,189 @@
+"""Webhook tasks on their own ``webhooks`` queue: the dispatcher and one task per delivery.
+
+- ``webhooks.dispatch`` positions new events and writes their deliveries
+  (``services.webhooks.dispatch``), then starts each affected endpoint's next delivery. Processes
+  that commit events nudge it (:class:`DispatchNudge`: at most one message per 50 ms per process,
+  sent from a background thread, so a request or a task never waits for it); beat runs it every
+  ``WEBHOOK_SWEEP_INTERVAL_SECONDS`` with ``sweep=True``, which also starts every free endpoint's
+  due delivery (a retry whose time came, a message lost, a worker killed mid-delivery).
+- ``webhooks.deliver`` makes one attempt of one delivery, then starts the endpoint's next one (or,
+  after a failure, sends itself again at the retry time when that is near; the sweep otherwise).
+  Each delivery is its own message, and an endpoint has one attempt in flight at a time, so a
+  receiver that hangs holds one worker for the timeout while the others deliver elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from celery import Celery, shared_task
+from celery.signals import task_postrun
+
+from services.webhooks.delivery import BUSY, Attempt, DeliveryPolicy, finish_delivery, next_due, send, start_delivery
+from services.webhooks.dispatch import dispatch_events, due_deliveries
+from tasks.context import WorkerContext, worker_context
+from workers.queues import WEBHOOKS
+
+log = structlog.get_logger(__name__)
+
+DISPATCH, DELIVER = "webhooks.dispatch", "webhooks.deliver"
+MAX_BATCHES = 20  # per dispatch run (10,000 events); a fuller backlog continues on the next run
+COUNTDOWN_LIMIT_SECONDS = 300  # nearer retries are sent with a countdown; later ones by the sweep
+
+
+def _send_delivery(app: Celery, settings: Any, delivery_id: str, *, countdown: float | None = None) -> None:
+    timeout = settings.webhook_timeout_seconds
+    app.send_task(
+        DELIVER,
+        args=[delivery_id],
+        queue=settings.queue_name(WEBHOOKS),
+        countdown=countdown,
+        soft_time_limit=int(2 * timeout + 5),
+        time_limit=int(2 * timeout + 10),
+        retry=False,
+    )
+
+
+def send_delivery(app: Celery, settings: Any, delivery_id: str) -> bool:
+    """Start a delivery now (after commit); False if the broker refused (the sweep starts it)."""
+    try:
+        _send_delivery(app, settings, delivery_id)
+        return True
+    except Exception as exc:
+        log.warning("delivery message not sent; the sweep will start it", error=repr(exc))
+        return False
+
+
+def _start_all(worker: WorkerContext, delivery_ids: list[str]) -> int:
+    sent = 0
+    try:
+        for delivery_id in delivery_ids:
+            _send_delivery(dispatch.app, worker.settings, delivery_id)
+            sent += 1
+    except Exception as exc:  # broker down: the sweep starts them later
+        log.warning("delivery messages not sent; the sweep will start them", error=repr(exc))
+    return sent
+
+
+@shared_task(name=DISPATCH)
+def dispatch(sweep: bool = False) -> int:
+    """Dispatch new events; with ``sweep``, also start every free endpoint's due delivery."""
+    worker = worker_context()
+    window = timedelta(seconds=worker.settings.webhook_retry_window_seconds)
+    endpoints: set[str] = set()
+    events = 0
+    for _ in range(MAX_BATCHES):
+        done = dispatch_events(worker.db, retry_window=window)
+        events += done.events
+        endpoints |= done.endpoints
+        if not done.more:
+            break
+    if sweep:
+        heads = due_deliveries(worker.db)
+    else:
+        heads = [found for found in (next_due(worker.db, endpoint) for endpoint in sorted(endpoints)) if found]
+    started = _start_all(worker, heads)
+    if events or started:
+        log.info("events dispatched", events=events, endpoints=len(endpoints), started=started, sweep=sweep)
+    return events
+
+
+@shared_task(name=DELIVER)
+def deliver(delivery_id: str) -> None:
+    """One attempt of one delivery (a duplicate or early message finds it not due and stops)."""
+    worker = worker_context()
+    policy = DeliveryPolicy.from_settings(worker.settings)
+    started = start_delivery(worker.db, delivery_id, policy)
+    if not isinstance(started, Attempt):
+        if started.reason != BUSY and started.endpoint_id is not None:
+            _chain(worker, started.endpoint_id, delivery_id)  # it waits behind an earlier one
+        return
+    outcome = send(started, policy)
+    finished = finish_delivery(worker.db, started, outcome, policy)
+    log.info(
+        "webhook delivered" if finished.succeeded else "webhook delivery failed",
+        delivery_id=delivery_id,
+        endpoint_id=started.endpoint_id,
+        attempt=started.attempt,
+        status_code=outcome.status_code,
+        error=(outcome.error or {}).get("code"),
+        duration_ms=outcome.duration_ms,
+        retry_in=finished.retry_in,
+    )
+    if finished.retry_in is not None and finished.retry_in <= COUNTDOWN_LIMIT_SECONDS:
+        try:
+            _send_delivery(deliver.app, worker.settings, delivery_id, countdown=finished.retry_in)
+        except Exception as exc:
+            log.warning("retry message not sent; the sweep will retry", error=repr(exc))
+    if finished.endpoint_free:
+        _chain(worker, started.endpoint_id, delivery_id)
+
+
+def _chain(worker: WorkerContext, endpoint_id: str, after: str) -> None:
+    """Start the endpoint's next due delivery (not the one just handled)."""
+    following = next_due(worker.db, endpoint_id)
+    if following is not None and following != after:
+        _start_all(worker, [following])
+
+
+class DispatchNudge:
+    """Turns "events were committed" into at most one ``webhooks.dispatch`` message per
+    ``interval`` per process, sent by a daemon thread: the caller only sets a flag."""
+
+    def __init__(self, send_message: Callable[[], None], interval: float = 0.05) -> None:
+        self._send = send_message
+        self._interval = interval
+        self._wanted = threading.Event()
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._wanted.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._wanted = threading.Event()
+            self._wanted.set()
+            threading.Thread(target=self._run, name="webhooks-nudge", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                self._send()
+            except Exception as exc:  # the broker is down: beat's sweep dispatches later
+                log.warning("dispatch nudge not sent", error=repr(exc))
+            time.sleep(self._interval)
+
+
+def dispatch_nudge(app: Celery, settings: Any) -> DispatchNudge:
+    """A nudge that sends ``webhooks.dispatch`` with ``app`` (a message left unrun for a minute is
+    dropped: a later nudge or the sweep does the same work)."""
+    queue = settings.queue_name(WEBHOOKS)
+    return DispatchNudge(lambda: app.send_task(DISPATCH, queue=queue, expires=60, retry=False))
+
+
+_WORKER_NUDGE: list[DispatchNudge] = []
+
+
+@task_postrun.connect
+def _nudge_after_task(task: Any = None, **_: Any) -> None:
+    """A task of another queue may have committed events (a payment, an export, a finished job)."""
+    if task is None or str(getattr(task, "name", "")).startswith("webhooks."):
+        return
+    if not _WORKER_NUDGE:
+        worker = worker_context()
+        _WORKER_NUDGE.append(dispatch_nudge(task.app, worker.settings))
+    _WORKER_NUDGE[0]()
