@@ -56,18 +56,19 @@ from tasks.webhooks import dispatch_nudge
 def build_deps(settings: Settings) -> Deps:
     db = Database.connect(settings)
     sender = make_sender(settings)
+    broker = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
+    )
     return Deps(
         settings=settings,
         db=db,
         sender=sender,
-        broker=redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
-        ),
+        broker=broker,
         gateways=Gateways(settings, db),
         keys=KeyCache(settings.api_key_cache_seconds),
         notices=NoticeListener(settings.redis_url),
         message_broker=MessageBroker(settings),
-        nudge=dispatch_nudge(sender.app, settings),
+        nudge=dispatch_nudge(sender.app, settings, broker),
     )
 
 

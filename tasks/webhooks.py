@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import redis
 import structlog
 from celery import Celery, shared_task
 from celery.signals import task_postrun
@@ -71,6 +72,13 @@ def _start_all(worker: WorkerContext, delivery_ids: list[str]) -> int:
     return sent
 
 
+def _start_dispatch(worker: WorkerContext) -> None:
+    try:
+        dispatch.app.send_task(DISPATCH, queue=worker.settings.queue_name(WEBHOOKS), expires=60, retry=False)
+    except Exception as exc:
+        log.warning("dispatch message not sent; the sweep will dispatch", error=repr(exc))
+
+
 @shared_task(name=DISPATCH)
 def dispatch(sweep: bool = False) -> int:
     """Dispatch new events; with ``sweep``, also start every free endpoint's due delivery."""
@@ -84,11 +92,10 @@ def dispatch(sweep: bool = False) -> int:
         endpoints |= done.endpoints
         if not done.more:
             break
-    if sweep:
-        heads = due_deliveries(worker.db)
-    else:
-        heads = [found for found in (next_due(worker.db, endpoint) for endpoint in sorted(endpoints)) if found]
+    heads = due_deliveries(worker.db, endpoints=None if sweep else endpoints)
     started = _start_all(worker, heads)
+    if done.more:  # a backlog beyond this run's batches: go on with it now
+        _start_dispatch(worker)
     if events or started:
         log.info("events dispatched", events=events, endpoints=len(endpoints), started=started, sweep=sweep)
     return events
@@ -133,11 +140,20 @@ def _chain(worker: WorkerContext, endpoint_id: str, after: str) -> None:
 
 
 class DispatchNudge:
-    """Turns "events were committed" into at most one ``webhooks.dispatch`` message per
-    ``interval`` per process, sent by a daemon thread: the caller only sets a flag."""
+    """Turns "events were committed" into a ``webhooks.dispatch`` message sent by a daemon thread
+    (the caller only sets a flag), at most one per ``interval`` per process.
 
-    def __init__(self, send_message: Callable[[], None], interval: float = 0.05) -> None:
+    ``claim`` coalesces across processes (a Redis key with a short expiry, :func:`dispatch_nudge`):
+    when another process sent a message within the window, this one tries again after it, so every
+    nudge is followed by a dispatch message sent after it, while the whole fleet sends about one
+    per window however many processes commit events.
+    """
+
+    def __init__(
+        self, send_message: Callable[[], None], claim: Callable[[], bool] = lambda: True, interval: float = 0.05
+    ) -> None:
         self._send = send_message
+        self._claim = claim
         self._interval = interval
         self._wanted = threading.Event()
         self._pid: int | None = None
@@ -162,17 +178,34 @@ class DispatchNudge:
             self._wanted.wait()
             self._wanted.clear()
             try:
-                self._send()
+                if self._claim():
+                    self._send()
+                else:
+                    self._wanted.set()  # another process's message may predate our commit: ours follows
             except Exception as exc:  # the broker is down: beat's sweep dispatches later
                 log.warning("dispatch nudge not sent", error=repr(exc))
             time.sleep(self._interval)
 
 
-def dispatch_nudge(app: Celery, settings: Any) -> DispatchNudge:
-    """A nudge that sends ``webhooks.dispatch`` with ``app`` (a message left unrun for a minute is
-    dropped: a later nudge or the sweep does the same work)."""
+NUDGE_WINDOW_MS = 100
+
+
+def dispatch_nudge(app: Celery, settings: Any, redis_client: redis.Redis | None = None) -> DispatchNudge:
+    """A nudge that sends ``webhooks.dispatch`` with ``app``, at most one per 100 ms for the whole
+    fleet when ``redis_client`` is given (a message left unrun for a minute is dropped: a later
+    nudge or the sweep does the same work)."""
     queue = settings.queue_name(WEBHOOKS)
-    return DispatchNudge(lambda: app.send_task(DISPATCH, queue=queue, expires=60, retry=False))
+    key = settings.queue_name("orders:webhooks:nudge")
+
+    def claim() -> bool:
+        if redis_client is None:
+            return True
+        try:
+            return bool(redis_client.set(key, b"1", px=NUDGE_WINDOW_MS, nx=True))
+        except redis.RedisError:
+            return True  # no coalescing without Redis; the message itself may still go out
+
+    return DispatchNudge(lambda: app.send_task(DISPATCH, queue=queue, expires=60, retry=False), claim)
 
 
 _WORKER_NUDGE: list[DispatchNudge] = []
@@ -185,5 +218,5 @@ def _nudge_after_task(task: Any = None, **_: Any) -> None:
         return
     if not _WORKER_NUDGE:
         worker = worker_context()
-        _WORKER_NUDGE.append(dispatch_nudge(task.app, worker.settings))
+        _WORKER_NUDGE.append(dispatch_nudge(task.app, worker.settings, worker.redis))
     _WORKER_NUDGE[0]()

@@ -9,8 +9,10 @@ one order commit one after the other (the order row is locked), so their positio
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, tuple_, update
 
@@ -21,14 +23,36 @@ from services.webhooks.endpoints import ACTIVE, PENDING
 
 _LOCK_KEY = 0x0E7E_4714  # pg_advisory_xact_lock key of the dispatcher
 EVENTS, DELIVERIES, ENDPOINTS = Event.__table__, WebhookDelivery.__table__, WebhookEndpoint.__table__
-_UNDISPATCHED = (
-    select(EVENTS.c.seq, EVENTS.c.id, EVENTS.c.type, EVENTS.c.order_id, EVENTS.c.customer_id, EVENTS.c.created_at)
-    .where(EVENTS.c.position.is_(None))
-    .order_by(EVENTS.c.seq)
-    .limit(bindparam("batch"))
-)
-_TOP = select(func.max(EVENTS.c.position))
-_SET_POSITION = update(EVENTS).where(EVENTS.c.seq == bindparam("event_seq")).values(position=bindparam("new_position"))
+
+
+def _position_next_batch() -> Any:
+    """``UPDATE events SET position = top + n FROM (the next undispatched events, numbered in seq
+    order) RETURNING …``: one statement picks and positions a batch."""
+    numbered = (
+        select(EVENTS.c.seq, func.row_number().over(order_by=EVENTS.c.seq).label("n"))
+        .where(EVENTS.c.position.is_(None))
+        .order_by(EVENTS.c.seq)
+        .limit(bindparam("batch"))
+        .subquery("numbered")
+    )
+    top = select(func.coalesce(func.max(EVENTS.c.position), 0)).scalar_subquery()
+    return (
+        update(EVENTS)
+        .where(EVENTS.c.seq == numbered.c.seq)
+        .values(position=top + numbered.c.n)
+        .returning(
+            EVENTS.c.seq,
+            EVENTS.c.id,
+            EVENTS.c.type,
+            EVENTS.c.order_id,
+            EVENTS.c.customer_id,
+            EVENTS.c.created_at,
+            EVENTS.c.position,
+        )
+    )
+
+
+_POSITION_NEXT_BATCH = _position_next_batch()
 _SUBSCRIBERS = select(ENDPOINTS.c.id, ENDPOINTS.c.event_types, ENDPOINTS.c.customer_id, ENDPOINTS.c.created_at).where(
     ENDPOINTS.c.status.in_(ACTIVE)
 )
@@ -48,17 +72,12 @@ def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) 
     with db.connection() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        events = conn.execute(_UNDISPATCHED, {"batch": batch}).all()
+        events = sorted(conn.execute(_POSITION_NEXT_BATCH, {"batch": batch}).all(), key=lambda event: event.position)
         if not events:
             return Dispatched(0, 0, False)
-        top = conn.execute(_TOP).scalar() or 0
-        conn.execute(
-            _SET_POSITION,
-            [{"event_seq": event.seq, "new_position": top + index + 1} for index, event in enumerate(events)],
-        )
         endpoints = conn.execute(_SUBSCRIBERS).all()
         rows = []
-        for index, event in enumerate(events):
+        for event in events:
             for endpoint in endpoints:
                 if event.type not in endpoint.event_types or event.created_at < endpoint.created_at:
                     continue
@@ -71,7 +90,7 @@ def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) 
                         "event_seq": event.seq,
                         "event_id": event.id,
                         "order_id": event.order_id,
-                        "position": top + index + 1,
+                        "position": event.position,
                         "state": PENDING,
                         "attempts": 0,
                         "next_attempt_at": now,
@@ -85,24 +104,30 @@ def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) 
     return Dispatched(len(events), len(rows), len(events) == batch, frozenset(row["endpoint_id"] for row in rows))
 
 
-def due_deliveries(db: Database, *, limit: int = 500) -> list[str]:
+def due_deliveries(db: Database, *, endpoints: Collection[str] | None = None, limit: int = 500) -> list[str]:
     """Deliveries to start now: per endpoint that is free (no delivery in flight, not backing
     off), its earliest due delivery. Each success starts the endpoint's next one, so the sweep
-    only has to start the heads (after a lost message, a killed worker, a backoff)."""
+    only has to start the heads (after a lost message, a killed worker, a backoff). ``endpoints``:
+    only these (the ones a dispatch just gave deliveries)."""
     now = utcnow()
+    query = (
+        select(DELIVERIES.c.endpoint_id, func.min(DELIVERIES.c.position))
+        .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
+        .where(
+            DELIVERIES.c.state == PENDING,
+            DELIVERIES.c.next_attempt_at <= now,
+            ENDPOINTS.c.available_at <= now,
+            ENDPOINTS.c.status.in_(ACTIVE),
+        )
+        .group_by(DELIVERIES.c.endpoint_id)
+        .limit(limit)
+    )
+    if endpoints is not None:
+        if not endpoints:
+            return []
+        query = query.where(DELIVERIES.c.endpoint_id.in_(sorted(endpoints)))
     with db.reader() as session:
-        heads = session.execute(
-            select(DELIVERIES.c.endpoint_id, func.min(DELIVERIES.c.position))
-            .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
-            .where(
-                DELIVERIES.c.state == PENDING,
-                DELIVERIES.c.next_attempt_at <= now,
-                ENDPOINTS.c.available_at <= now,
-                ENDPOINTS.c.status.in_(ACTIVE),
-            )
-            .group_by(DELIVERIES.c.endpoint_id)
-            .limit(limit)
-        ).all()
+        heads = session.execute(query).all()
         if not heads:
             return []
         pairs = [(row[0], row[1]) for row in heads]

@@ -35,6 +35,14 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_events_order_id"), "events", ["order_id"], unique=False)
     op.create_index("ix_events_customer_id_position", "events", ["customer_id", "position"], unique=False)
+    op.create_index(
+        "ix_events_undispatched",
+        "events",
+        ["seq"],
+        unique=False,
+        postgresql_where=sa.text("position IS NULL"),
+        sqlite_where=sa.text("position IS NULL"),
+    )
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -90,6 +98,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
     op.drop_table("webhook_endpoints")
+    op.drop_index("ix_events_undispatched", table_name="events")
     op.drop_index("ix_events_customer_id_position", table_name="events")
     op.drop_index(op.f("ix_events_order_id"), table_name="events")
     op.drop_table("events")
