@@ -53,8 +53,18 @@ def _position_next_batch() -> Any:
 
 
 _POSITION_NEXT_BATCH = _position_next_batch()
-_SUBSCRIBERS = select(ENDPOINTS.c.id, ENDPOINTS.c.event_types, ENDPOINTS.c.customer_id, ENDPOINTS.c.created_at).where(
-    ENDPOINTS.c.status.in_(ACTIVE)
+# Locked (PostgreSQL) until the deliveries commit: a delivery finishing meanwhile waits, then its
+# chain sees the new deliveries; one that finished first is seen as no longer pending (idle).
+_SUBSCRIBERS = (
+    select(ENDPOINTS.c.id, ENDPOINTS.c.event_types, ENDPOINTS.c.customer_id, ENDPOINTS.c.created_at)
+    .where(ENDPOINTS.c.status.in_(ACTIVE))
+    .order_by(ENDPOINTS.c.id)
+    .with_for_update()
+)
+_WITH_PENDING = (
+    select(DELIVERIES.c.endpoint_id)
+    .where(DELIVERIES.c.endpoint_id.in_(bindparam("endpoint_ids", expanding=True)), DELIVERIES.c.state == PENDING)
+    .distinct()
 )
 
 
@@ -63,7 +73,7 @@ class Dispatched:
     events: int
     deliveries: int
     more: bool  # a full batch: call again
-    endpoints: frozenset[str] = frozenset()  # those that got deliveries
+    endpoints: frozenset[str] = frozenset()  # idle endpoints that got deliveries: to start
 
 
 def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) -> Dispatched:
@@ -99,9 +109,13 @@ def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) 
                         "updated_at": now,
                     }
                 )
+        fed = {row["endpoint_id"] for row in rows}
+        # Endpoints with deliveries pending already have a chain running (each finished delivery
+        # starts the next), or back off; only idle ones need their first delivery started.
+        busy = set(conn.execute(_WITH_PENDING, {"endpoint_ids": sorted(fed)}).scalars()) if fed else set()
         if rows:
             conn.execute(insert(DELIVERIES), rows)
-    return Dispatched(len(events), len(rows), len(events) == batch, frozenset(row["endpoint_id"] for row in rows))
+    return Dispatched(len(events), len(rows), len(events) == batch, frozenset(fed - busy))
 
 
 def due_deliveries(db: Database, *, endpoints: Collection[str] | None = None, limit: int = 500) -> list[str]:

@@ -158,8 +158,7 @@ def delete_endpoint(db: Database, principal: Principal, endpoint_id: str) -> Non
     now = utcnow()
     with db.transaction() as session:
         row = _visible(session, principal, endpoint_id)
-        row.status = DELETED
-        row.deleted_at = now
+        # Deliveries before the endpoint: the order every delivery attempt locks them in.
         session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.state == PENDING)
@@ -171,6 +170,8 @@ def delete_endpoint(db: Database, principal: Principal, endpoint_id: str) -> Non
             )
             .execution_options(synchronize_session=False)
         )
+        row.status = DELETED
+        row.deleted_at = now
 
 
 def visible_endpoint(db: Database, principal: Principal, endpoint_id: str) -> EndpointView:
