@@ -108,6 +108,7 @@ def deliver(delivery_id: str) -> None:
     policy = DeliveryPolicy.from_settings(worker.settings)
     started = start_delivery(worker.db, delivery_id, policy)
     if not isinstance(started, Attempt):
+        log.debug("webhook delivery not started", delivery_id=delivery_id, reason=started.reason)
         if started.reason != BUSY and started.endpoint_id is not None:
             _chain(worker, started.endpoint_id, delivery_id)  # it waits behind an earlier one
         return

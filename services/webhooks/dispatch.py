@@ -53,17 +53,22 @@ def _position_next_batch() -> Any:
 
 
 _POSITION_NEXT_BATCH = _position_next_batch()
-# Locked (PostgreSQL) until the deliveries commit: a delivery finishing meanwhile waits, then its
-# chain sees the new deliveries; one that finished first is seen as no longer pending (idle).
-_SUBSCRIBERS = (
-    select(ENDPOINTS.c.id, ENDPOINTS.c.event_types, ENDPOINTS.c.customer_id, ENDPOINTS.c.created_at)
-    .where(ENDPOINTS.c.status.in_(ACTIVE))
+_SUBSCRIBERS = select(ENDPOINTS.c.id, ENDPOINTS.c.event_types, ENDPOINTS.c.customer_id, ENDPOINTS.c.created_at).where(
+    ENDPOINTS.c.status.in_(ACTIVE)
+)
+_LOCK_ENDPOINTS = (
+    select(ENDPOINTS.c.id)
+    .where(ENDPOINTS.c.id.in_(bindparam("endpoint_ids", expanding=True)))
     .order_by(ENDPOINTS.c.id)
     .with_for_update()
 )
 _WITH_PENDING = (
     select(DELIVERIES.c.endpoint_id)
-    .where(DELIVERIES.c.endpoint_id.in_(bindparam("endpoint_ids", expanding=True)), DELIVERIES.c.state == PENDING)
+    .where(
+        DELIVERIES.c.endpoint_id.in_(bindparam("endpoint_ids", expanding=True)),
+        DELIVERIES.c.state == PENDING,
+        DELIVERIES.c.position < bindparam("before"),
+    )
     .distinct()
 )
 
@@ -110,11 +115,16 @@ def dispatch_events(db: Database, *, retry_window: timedelta, batch: int = 500) 
                     }
                 )
         fed = {row["endpoint_id"] for row in rows}
-        # Endpoints with deliveries pending already have a chain running (each finished delivery
-        # starts the next), or back off; only idle ones need their first delivery started.
-        busy = set(conn.execute(_WITH_PENDING, {"endpoint_ids": sorted(fed)}).scalars()) if fed else set()
+        busy: set[str] = set()
         if rows:
             conn.execute(insert(DELIVERIES), rows)
+            # Endpoints with earlier deliveries pending have a chain running (each finished delivery
+            # starts the next) or back off; only idle ones need their first delivery started. Their
+            # rows are locked from this check to the commit: a delivery finishing meanwhile waits,
+            # then its chain sees the new deliveries; one that finished before is not pending here.
+            conn.execute(_LOCK_ENDPOINTS, {"endpoint_ids": sorted(fed)}).all()
+            params = {"endpoint_ids": sorted(fed), "before": events[0].position}
+            busy = set(conn.execute(_WITH_PENDING, params).scalars())
     return Dispatched(len(events), len(rows), len(events) == batch, frozenset(fed - busy))
 
 
