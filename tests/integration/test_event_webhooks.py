@@ -29,11 +29,11 @@ from standardwebhooks.webhooks import Webhook
 from api.app import build_deps, create_app
 from api.deps import Deps
 from config.settings import Settings
-from models import WebhookDelivery
+from models import Event, WebhookDelivery
 from services.webhooks.delivery import Attempt, DeliveryPolicy, send
 from services.webhooks.dispatch import dispatch_events
 from tests.conftest import auth, unique_customer
-from tests.integration.helpers import brief_order, error_code
+from tests.integration.helpers import brief_order, brief_payment, error_code
 from tests.support.polling import wait_for
 from tests.support.processes import start_beat, start_worker, stop_process
 from tests.support.receiver import Receiver
@@ -451,3 +451,56 @@ def test_a_customer_key_without_staff_role_cannot_see_another_customers_delivery
     key = auth(make_key("customer", unique_customer()))
     missing = client.simulate_post("/api/webhook-endpoints/we_missing/deliveries/whd_missing/resend", headers=key)
     assert missing.status_code == 404 and error_code(missing) == "NOT_FOUND"
+
+
+def test_payments_and_exports_write_their_events(hook_client, hook_deps, admin_headers, make_offer, processes) -> None:
+    """A captured payment, a declined one and a finished export each leave their event, in the
+    transaction that settled them (read back through the feed once dispatched)."""
+    customer = unique_customer()
+    offer = make_offer()
+    with hook_deps.db.reader() as session:  # the feed from here on (the session's earlier events are many)
+        start = session.scalar(select(Event.id).where(Event.position.is_not(None)).order_by(Event.position.desc()))
+    paid = hook_client.simulate_post("/api/orders", json=brief_order(offer, customer), headers=admin_headers).json
+    declined = hook_client.simulate_post("/api/orders", json=brief_order(offer, customer), headers=admin_headers).json
+    for order, token in ((paid, "tok_visa"), (declined, "tok_chargeDeclined")):
+        queued = hook_client.simulate_post(
+            "/api/orders/payment", json=brief_payment(order["orderId"], token=token), headers=admin_headers
+        )
+        assert queued.status_code == 202, queued.text
+    export = hook_client.simulate_post("/api/orders/export", json={"format": "csv"}, headers=admin_headers)
+    assert export.status_code == 202, export.text
+
+    def feed(**params: str) -> list[dict[str, Any]]:
+        since = {"after": start} if start else {}
+        query = {"limit": 500, **since, **params}
+        return hook_client.simulate_get("/api/events", params=query, headers=admin_headers).json["value"]
+
+    def of(order: dict[str, Any]) -> list[str]:
+        return [e["type"] for e in feed() if e.get("orderId") == order["orderId"] and e["type"] != "task.finished"]
+
+    wait_for(
+        lambda: of(paid) == ["order.created", "order.payment_succeeded", "order.status_changed"],
+        timeout=30,
+        what="the paid order's events",
+    )
+    wait_for(lambda: of(declined) == ["order.created", "order.payment_failed"], timeout=30, what="the decline's event")
+    failed = next(e for e in feed() if e["type"] == "order.payment_failed" and e["orderId"] == declined["orderId"])
+    assert failed["data"]["action"] == "process" and failed["data"]["reason"]
+    ready = wait_for(
+        lambda: [e for e in feed(type="export.ready") if e["data"]["taskId"] == export.json["taskId"]],
+        timeout=30,
+        what="export.ready",
+    )
+    assert ready[0]["data"]["format"] == "csv" and ready[0]["data"]["rows"] >= 2
+    finished = wait_for(
+        lambda: [e for e in feed(type="task.finished") if e["data"]["taskId"] == export.json["taskId"]],
+        timeout=30,
+        what="the export's task.finished",
+    )
+    assert finished[0]["data"] == {
+        "taskId": export.json["taskId"],
+        "type": "export",
+        "state": "succeeded",
+        "orderId": None,
+        "errorCode": None,
+    }
