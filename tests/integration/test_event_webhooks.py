@@ -432,9 +432,14 @@ def test_the_event_feed_pages_in_event_order(client, deps, admin_headers, make_k
         seen += page.json["value"]
         url = page.json.get("nextLink")
         pages += 1
-    assert pages >= 4  # 15 events (created, status_changed, cancelled per order) by 4
+    assert pages >= 4  # at least 15 events (created, status_changed, cancelled per order) by 4
     assert len({event["id"] for event in seen}) == len(seen)
-    per_order = {order: [e["type"] for e in seen if e.get("orderId") == order] for order in orders}
+    # (a worker of the session may run the orders' checkout tasks meanwhile: their task.finished
+    # events come at any point after order.created)
+    per_order = {
+        order: [e["type"] for e in seen if e.get("orderId") == order and e["type"] != "task.finished"]
+        for order in orders
+    }
     assert all(kinds == ["order.created", "order.status_changed", "order.cancelled"] for kinds in per_order.values()), (
         per_order
     )
