@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -168,6 +169,32 @@ class FloorOrder:
         resp.data = _encoder.encode(body)
 
 
+class FloorReplay:
+    """The HTTP floor of a list request: the exact statements the service issued for it (captured
+    with their parameters by ``bench.list_orders``), replayed through a bare driver connection,
+    each row answered as a JSON object keyed by its column names. HTTP, the SQL and the encoding
+    of the same rows; no auth, no query parsing, no rendering rules."""
+
+    def __init__(self, read: Engine, scenarios: dict[str, list[tuple[str, Any]]]) -> None:
+        self.read = read
+        self.scenarios = scenarios
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        statements = self.scenarios.get(name)
+        if statements is None:
+            raise falcon.HTTPNotFound()
+        value: list[dict[str, Any]] = []
+        with self.read.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # the bare DBAPI cursor
+            for statement, parameters in statements:
+                cursor.execute(statement, parameters)
+                names = [column[0] for column in cursor.description or ()]
+                value += [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            cursor.close()
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _encoder.encode({"value": value})
+
+
 def create_app(database_url: str, redis_url: str, *, pool_size: int = 8, reserve: bool = False) -> falcon.App:
     """Engines and the Celery app are built here, per gunicorn worker, never at import time."""
     write = create_engine(database_url, pool_size=pool_size, max_overflow=8)
@@ -177,6 +204,10 @@ def create_app(database_url: str, redis_url: str, *, pool_size: int = 8, reserve
     app = falcon.App()
     app.add_route("/api/orders", FloorOrders(write, celery, read, reserve=reserve))
     app.add_route("/api/orders/{order_id}", FloorOrder(read))
+    replay_file = os.environ.get("FLOOR_REPLAY_FILE")
+    if replay_file:
+        with open(replay_file, "rb") as source:
+            app.add_route("/floor/replay/{name}", FloorReplay(read, pickle.load(source)))
     return app
 
 
