@@ -26,6 +26,8 @@ import msgspec
 from celery import Celery
 from sqlalchemy import Engine, bindparam, create_engine, func, insert, select, update
 
+from bench.floor_celery import QUEUE as FLOOR_QUEUE
+from bench.floor_celery import TASK as FLOOR_TASK
 from models import Offer, Order, OrderItem
 from services.jobs.kinds import CHECKOUT
 
@@ -91,11 +93,12 @@ class FloorOrders:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = _encoder.encode(body)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def place(self, req: falcon.Request) -> tuple[str, Decimal]:
+        """Parse the body and insert the order and its item in one transaction; (order id, total)."""
         body = json.loads(req.bounded_stream.read(), parse_float=Decimal)
         item = body["items"][0]
         now = datetime.now(UTC)
-        order_id, item_id, task_id = _id("ord"), _id("item"), _id("task")
+        order_id, item_id = _id("ord"), _id("item")
         total = Decimal(item["price"]) * int(item["quantity"])
         with self.write.begin() as conn:
             conn.execute(
@@ -133,12 +136,28 @@ class FloorOrders:
                 and conn.execute(_RESERVE, {"offer": item["offerId"], "wanted": int(item["quantity"])}).rowcount != 1
             ):
                 raise falcon.HTTPBadRequest(title="INSUFFICIENT_INVENTORY")
-        self.celery.send_task(CHECKOUT_TASK, args=[task_id], task_id=task_id, queue=CHECKOUT_QUEUE)
+        return order_id, total
+
+    def answer(self, resp: falcon.Response, order_id: str, total: Decimal, task_id: str) -> None:
         resp.status = falcon.HTTP_201
         resp.content_type = falcon.MEDIA_JSON
         resp.data = _encoder.encode(
             {"orderId": order_id, "status": "pending_payment", "totalAmount": total, "taskId": task_id}
         )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        order_id, total = self.place(req)
+        task_id = _id("task")
+        self.celery.send_task(CHECKOUT_TASK, args=[task_id], task_id=task_id, queue=CHECKOUT_QUEUE)
+        self.answer(resp, order_id, total, task_id)
+
+    def on_post_round_trip(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The task round trip's floor: the same placement, then a bare no-op task
+        (:mod:`bench.floor_celery`) the client awaits on the Redis result backend."""
+        order_id, total = self.place(req)
+        task_id = _id("task")
+        self.celery.send_task(FLOOR_TASK, args=[order_id], task_id=task_id, queue=FLOOR_QUEUE)
+        self.answer(resp, order_id, total, task_id)
 
 
 class FloorOrder:
@@ -202,7 +221,9 @@ def create_app(database_url: str, redis_url: str, *, pool_size: int = 8, reserve
     celery = Celery("floor", broker=redis_url, set_as_current=False)
     celery.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
     app = falcon.App()
-    app.add_route("/api/orders", FloorOrders(write, celery, read, reserve=reserve))
+    orders = FloorOrders(write, celery, read, reserve=reserve)
+    app.add_route("/api/orders", orders)
+    app.add_route("/floor/round-trip", orders, suffix="round_trip")
     app.add_route("/api/orders/{order_id}", FloorOrder(read))
     replay_file = os.environ.get("FLOOR_REPLAY_FILE")
     if replay_file:
