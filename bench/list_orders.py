@@ -423,13 +423,22 @@ def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 NAME = "list orders"
 
 
+def _kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
 def ensure_rows(stack: Stack, rows: int) -> int:
     """Load ``rows`` generated orders into the stack's database once per run and return how many
     orders it holds; the export workload reads the same rows, so a run pays for the load once.
     The generator is seeded, so its ids would collide on a second load: never load twice."""
     if getattr(stack, "bulk_rows", None) is None:
-        print(f"  loading {rows:,} orders (COPY) …", flush=True)
-        load_postgresql(stack.settings.database_url, rows, max(100, rows // 50))
+        url = stack.settings.database_url
+        if _kind(url) == "sqlite":
+            print(f"  loading {rows:,} orders (one executemany transaction) …", flush=True)
+            load_sqlite(Path(make_url(url).database or ""), rows, max(100, rows // 50))
+        else:
+            print(f"  loading {rows:,} orders (COPY) …", flush=True)
+            load_postgresql(url, rows, max(100, rows // 50))
         stack.bulk_rows = rows
     with stack.db.reader() as session:
         return int(session.execute(text("SELECT count(*) FROM orders")).scalar_one())
@@ -466,7 +475,13 @@ def run_workload(stack: Stack) -> list[Figure]:
     count = stack.options.round_trips
     warmup = max(5, count // 10)
     results = measure(
-        "postgresql", stack.settings.database_url, stack.db, stack.service_url, stack.settings.secret_key, count, warmup
+        _kind(stack.settings.database_url),
+        stack.settings.database_url,
+        stack.db,
+        stack.service_url,
+        stack.settings.secret_key,
+        count,
+        warmup,
     )
     http_floors = http_floor(stack, results, count, warmup)
     figures = []
