@@ -260,6 +260,8 @@ class Settings:
     webhook_retry_window_seconds: int = 24 * 3600
     # The beat sweep: events not dispatched yet, and deliveries due whose message was lost.
     webhook_sweep_interval_seconds: int = 5
+    # Events (and their finished deliveries) are deleted by housekeeping after this long.
+    event_retention_seconds: int = 30 * 24 * 3600
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -360,6 +362,7 @@ class Settings:
             webhook_sweep_interval_seconds=read.integer(
                 "WEBHOOK_SWEEP_INTERVAL_SECONDS", base.webhook_sweep_interval_seconds, minimum=1
             ),
+            event_retention_seconds=read.integer("EVENT_RETENTION_SECONDS", base.event_retention_seconds, minimum=1),
         )
         if read.problems:
             raise ConfigError(*read.problems)

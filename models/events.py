@@ -72,6 +72,7 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
         Index("ix_webhook_deliveries_endpoint_id_order_id_position", "endpoint_id", "order_id", "position"),
         Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_event_seq", "event_seq"),  # retention deletes by event
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # whd_…

@@ -9,6 +9,7 @@ own orders' events.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -29,11 +30,18 @@ from standardwebhooks.webhooks import Webhook
 from api.app import build_deps, create_app
 from api.deps import Deps
 from config.settings import Settings
-from models import Event, WebhookDelivery
+from models import Database, Event, WebhookDelivery
+from models.migrate import upgrade
+from models.types import utcnow
+from services.events.record import add_event
+from services.kernel.principal import SYSTEM
 from services.webhooks.delivery import Attempt, DeliveryPolicy, send
 from services.webhooks.dispatch import dispatch_events
+from services.webhooks.endpoints import NewEndpoint, create_endpoint
+from services.webhooks.retention import PurgedEvents, purge_old_events
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, brief_payment, error_code
+from tests.support.databases import fresh_database
 from tests.support.polling import wait_for
 from tests.support.processes import start_beat, start_worker, stop_process
 from tests.support.receiver import Receiver
@@ -509,3 +517,38 @@ def test_payments_and_exports_write_their_events(hook_client, hook_deps, admin_h
         "orderId": None,
         "errorCode": None,
     }
+
+
+def test_old_events_go_with_their_finished_deliveries(settings, run_dir) -> None:
+    """Housekeeping's part: events past their retention are deleted with their finished (or given
+    up) deliveries; one still pending within its retry window keeps its event for a later run.
+    On a database of its own (the purge is global)."""
+    with fresh_database(os.environ.get("DATABASE_URL"), run_dir) as url:
+        own = settings.with_(database_url=url)
+        upgrade(own)
+        db = Database.connect(own)
+        try:
+            endpoint = create_endpoint(
+                db, SYSTEM, NewEndpoint("http://127.0.0.1:9/r", ["order.created"]), allow_private=True
+            )
+            with db.connection() as conn:
+                for index in range(3):
+                    add_event(conn, "order.created", order_id=f"ord_r{index}", customer_id=None, data={"i": index})
+            dispatch_events(db, retry_window=timedelta(hours=1))
+            later = utcnow() + timedelta(days=31)
+            with db.transaction() as session:
+                rows = session.scalars(
+                    select(WebhookDelivery)
+                    .where(WebhookDelivery.endpoint_id == endpoint.id)
+                    .order_by(WebhookDelivery.position)
+                ).all()
+                rows[0].state = "succeeded"
+                rows[1].state = "pending"  # given up long before `later` (a one-hour window)
+                rows[2].state = "pending"
+                rows[2].give_up_at = later + timedelta(hours=1)  # re-sent: still retrying then
+            assert purge_old_events(db, older_than=timedelta(days=1)) == PurgedEvents(0, 0)  # none old yet
+            assert purge_old_events(db, older_than=timedelta(days=30), now=later) == PurgedEvents(2, 2)
+            with db.reader() as session:
+                assert session.scalars(select(Event.order_id)).all() == ["ord_r2"]
+        finally:
+            db.dispose()

@@ -93,6 +93,7 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index("ix_webhook_deliveries_endpoint_id_id", "webhook_deliveries", ["endpoint_id", "id"], unique=False)
+    op.create_index("ix_webhook_deliveries_event_seq", "webhook_deliveries", ["event_seq"], unique=False)
 
 
 def downgrade() -> None:
