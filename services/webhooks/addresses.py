@@ -45,17 +45,23 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
 
 
-def check_destination(url: str, *, allow_private: bool) -> None:
-    """Raise :class:`UnsafeAddress` unless every address of ``url``'s host may be reached."""
+def check_destination(url: str, *, allow_private: bool) -> list[str]:
+    """The addresses of ``url``'s host, or :class:`UnsafeAddress` unless every one may be reached.
+
+    A delivery connects to one of these very addresses (never resolving the name again), so a DNS
+    answer changed between the check and the connection cannot point it inward."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = resolve(host, port)
+    if not addresses:
+        raise UnsafeAddress(f"the host {host!r} does not resolve")
     if allow_private:
-        return
+        return addresses
     refused = [address for address in addresses if not _is_public(ipaddress.ip_address(address))]
     if refused:
         raise UnsafeAddress(f"the host {host!r} resolves to an address that is not public: {', '.join(refused)}")
+    return addresses
 
 
 def validate_url(url: str, *, allow_private: bool) -> str:

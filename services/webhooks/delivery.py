@@ -12,7 +12,7 @@
   enables it again). Every attempt of one event to one endpoint carries the same ``Webhook-Id``
   (the event's id), so receivers can drop duplicates.
 - The HTTP call happens outside any transaction, with a short timeout, without following
-  redirects, after the URL's host is resolved and checked again (``addresses``).
+  redirects, to an address the URL's host resolved to and that was checked just before (``addresses``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
@@ -169,17 +171,43 @@ def start_delivery(db: Database, delivery_id: str, policy: DeliveryPolicy) -> At
         )
 
 
-_SESSION: tuple[int, requests.Session] | None = None
+# Connection pools per (scheme, address, port, host), per process (kept-alive connections to
+# receivers; rebuilt after a fork). Connecting to the checked address, with the URL's host as the
+# TLS server name and certificate host, pins the connection to what was checked.
+_POOLS: tuple[int, dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool]] | None = None
+_MAX_POOLS = 256
+_MAX_BODY = 64 * 1024
 
 
-def _http() -> requests.Session:
-    """One HTTP session per process (kept-alive connections to receivers; rebuilt after a fork)."""
-    global _SESSION
-    if _SESSION is None or _SESSION[0] != os.getpid():
-        session = requests.Session()
-        session.trust_env = False  # no proxy from the environment: the checked address is the one reached
-        _SESSION = (os.getpid(), session)
-    return _SESSION[1]
+def _pool(scheme: str, address: str, port: int, host: str, timeout: float) -> urllib3.HTTPConnectionPool:
+    global _POOLS
+    if _POOLS is None or _POOLS[0] != os.getpid():
+        _POOLS = (os.getpid(), {})
+    pools = _POOLS[1]
+    key = (scheme, address, port, host)
+    pool = pools.get(key)
+    if pool is None:
+        if len(pools) >= _MAX_POOLS:
+            for old in pools.values():
+                old.close()
+            pools.clear()
+        limits = urllib3.Timeout(connect=timeout, read=timeout)
+        if scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(
+                address,
+                port,
+                timeout=limits,
+                retries=False,
+                maxsize=1,
+                server_hostname=host,
+                assert_hostname=host,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=requests.certs.where(),
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(address, port, timeout=limits, retries=False, maxsize=1)
+        pools[key] = pool
+    return pool
 
 
 def signed_headers(attempt: Attempt, when: datetime | None = None) -> dict[str, str]:
@@ -202,29 +230,43 @@ def send(attempt: Attempt, policy: DeliveryPolicy) -> Outcome:
         return int((time.perf_counter() - started) * 1000)
 
     try:
-        check_destination(attempt.url, allow_private=policy.allow_private)
+        addresses = check_destination(attempt.url, allow_private=policy.allow_private)
     except UnsafeAddress as exc:
         return Outcome(None, {"code": "UNSAFE_ADDRESS", "message": str(exc)}, took())
+    parts = urlsplit(attempt.url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = signed_headers(attempt)
+    headers["Host"] = parts.netloc.rsplit("@", 1)[-1]
     try:
-        response = _http().post(
-            attempt.url,
-            data=attempt.body.encode(),
-            headers=signed_headers(attempt),
-            timeout=(policy.timeout_seconds, policy.timeout_seconds),
-            allow_redirects=False,
-            stream=True,
+        pool = _pool(parts.scheme, addresses[0], port, host, policy.timeout_seconds)
+        response = pool.urlopen(
+            "POST",
+            target,
+            body=attempt.body.encode(),
+            headers=headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            assert_same_host=False,
         )
-        response.close()
-    except requests.Timeout as exc:
+        status = response.status
+        response.read(_MAX_BODY, decode_content=False)  # the answer's body is not used: a bounded read
+        if response.length_remaining == 0:
+            response.release_conn()  # read whole: the connection is kept for the next delivery
+        else:
+            response.close()
+    except urllib3.exceptions.TimeoutError as exc:
         return Outcome(None, {"code": "TIMEOUT", "message": str(exc)[:500]}, took())
-    except requests.RequestException as exc:
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
         return Outcome(None, {"code": "CONNECTION_ERROR", "message": str(exc)[:500]}, took())
-    if 200 <= response.status_code < 300:
-        return Outcome(response.status_code, None, took())
-    message = f"the receiver answered {response.status_code}"
-    if 300 <= response.status_code < 400:
+    if 200 <= status < 300:
+        return Outcome(status, None, took())
+    message = f"the receiver answered {status}"
+    if 300 <= status < 400:
         message += " (redirects are not followed)"
-    return Outcome(response.status_code, {"code": "HTTP_STATUS", "message": message}, took())
+    return Outcome(status, {"code": "HTTP_STATUS", "message": message}, took())
 
 
 @dataclass(frozen=True)

@@ -552,3 +552,26 @@ def test_old_events_go_with_their_finished_deliveries(settings, run_dir) -> None
                 assert session.scalars(select(Event.order_id)).all() == ["ord_r2"]
         finally:
             db.dispose()
+
+
+def test_a_delivery_connects_to_the_address_it_checked(receiver, monkeypatch) -> None:
+    """The name is resolved once, by the check, and the connection goes to that address with the
+    URL's host in ``Host``: a DNS answer changed after the check cannot redirect it (here the
+    name does not resolve at all, so a second lookup would fail)."""
+    from services.webhooks import delivery
+
+    checked: list[str] = []
+
+    def pinned(url: str, *, allow_private: bool) -> list[str]:
+        checked.append(url)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(delivery, "check_destination", pinned)
+    policy = DeliveryPolicy(TIMEOUT_SECONDS, 0.2, 1.0, timedelta(hours=1), allow_private=False)
+    url = f"http://hooks.invalid:{receiver.port}/ok/pinned?x=1"
+    attempt = Attempt("whd_p", "we_p", url, "whsec_" + "A" * 32, "evt_p", '{"a":1}', 1)
+    outcome = send(attempt, policy)
+    assert outcome.ok, outcome
+    assert checked == [url]
+    (request,) = receiver.on("/ok/pinned?x=1")
+    assert request.headers["host"] == f"hooks.invalid:{receiver.port}" and request.body == '{"a":1}'
