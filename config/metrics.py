@@ -36,6 +36,12 @@ JOBS_RECOVERED = Counter(
     "orders_jobs_recovered_total", "Running jobs put back in their queue after their worker's lease ran out"
 )
 RELAY_RESENT = Counter("orders_relay_resent_total", "Job messages sent again by the relay (committed but never sent)")
+EVENTS_DISPATCHED = Counter("orders_events_dispatched_total", "Events positioned by the webhook dispatcher")
+WEBHOOK_ATTEMPTS = Counter(
+    "orders_webhook_attempts_total",
+    "Webhook delivery attempts by outcome: succeeded, retrying (will be tried again), failed (gave up)",
+    ["outcome"],
+)
 
 
 def host_registry(extra: list[Collector] | None = None) -> CollectorRegistry:

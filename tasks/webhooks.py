@@ -26,6 +26,7 @@ import structlog
 from celery import Celery, shared_task
 from celery.signals import task_postrun
 
+from config.metrics import EVENTS_DISPATCHED, WEBHOOK_ATTEMPTS
 from services.webhooks.delivery import BUSY, Attempt, DeliveryPolicy, finish_delivery, next_due, send, start_delivery
 from services.webhooks.dispatch import dispatch_events, due_deliveries
 from tasks.context import WorkerContext, worker_context
@@ -92,6 +93,7 @@ def dispatch(sweep: bool = False) -> int:
         endpoints |= done.endpoints
         if not done.more:
             break
+    EVENTS_DISPATCHED.inc(events)
     heads = due_deliveries(worker.db, endpoints=None if sweep else endpoints)
     started = _start_all(worker, heads)
     if done.more:  # a backlog beyond this run's batches: go on with it now
@@ -114,6 +116,9 @@ def deliver(delivery_id: str) -> None:
         return
     outcome = send(started, policy)
     finished = finish_delivery(worker.db, started, outcome, policy)
+    WEBHOOK_ATTEMPTS.labels(
+        "succeeded" if finished.succeeded else "retrying" if finished.retry_in is not None else "failed"
+    ).inc()
     log.info(
         "webhook delivered" if finished.succeeded else "webhook delivery failed",
         delivery_id=delivery_id,
