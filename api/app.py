@@ -15,6 +15,7 @@ from api.middleware.cors import CORSMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
 from api.middleware.params import NulParamsMiddleware
+from api.middleware.rate_limit import RateLimitMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.exports import ExportFileResource, OrderExportResource
@@ -39,6 +40,7 @@ from config.settings import Settings
 from config.startup import settings_or_exit
 from models import Database
 from services.access.keys import KeyCache
+from services.access.rate_limits import RateLimiter
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 from tasks.notices import NoticeListener
@@ -57,6 +59,12 @@ def build_deps(settings: Settings) -> Deps:
         keys=KeyCache(settings.api_key_cache_seconds),
         notices=NoticeListener(settings.redis_url),
         message_broker=MessageBroker(settings),
+        limiter=RateLimiter(
+            settings.redis_url,
+            settings.rate_limit_for,
+            timeout=settings.rate_limit_timeout_seconds,
+            retry_seconds=settings.rate_limit_retry_seconds,
+        ),
     )
 
 
@@ -71,6 +79,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             BodyLimitMiddleware(settings.max_body_bytes),
             NulParamsMiddleware(),
             AuthMiddleware(deps.db, deps.keys),
+            RateLimitMiddleware(deps.limiter),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
         ]
     )
