@@ -34,6 +34,7 @@ from api.resources.payments import (
 )
 from api.resources.reconciliation import ReconciliationReportsResource
 from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
+from api.resources.task_events import TaskEventsResource
 from api.resources.tasks import TaskResource
 from config.logging import configure_logging
 from config.settings import Settings
@@ -113,6 +114,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/reconciliation/reports", ReconciliationReportsResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
+    app.add_route("/api/tasks/{task_id}/events", TaskEventsResource(deps))
     app.add_route("/api/keys", KeysResource(deps))
     app.add_route("/api/keys/{key_id}", KeyResource(deps))
     app.add_route("/api/openapi.json", OpenAPIResource(app))
