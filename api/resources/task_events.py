@@ -20,8 +20,8 @@ from services.jobs.views import get_job
 LAST_EVENT_ID = Header(
     "Last-Event-ID",
     "The `id` of the last event received (an EventSource sends it when it reconnects): only newer events are "
-    "sent; the final event's id answers 204.",
-    {"type": "string", "maxLength": 64},
+    "sent; the final event's id answers 204. A value that is not an id of this stream (over 64 characters, "
+    "say) is ignored.",
 )
 STREAM_DESCRIPTION = (
     "Server-Sent Events (`text/event-stream`), pushed as they happen. `event: progress` "

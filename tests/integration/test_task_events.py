@@ -9,6 +9,8 @@ their stated bounds. In process (no front), the request thread streams, with the
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -251,3 +253,30 @@ def test_idle_streams_hold_no_thread_and_end_within_their_bound(idle_web, admin_
         lasted = result.ended - started
         assert MAX_SECONDS - 0.5 <= lasted <= MAX_SECONDS + 5, lasted
     print(f"\n{STREAMS} idle streams on {THREADS} threads: probes {[f'{p * 1000:.0f} ms' for p in probes]}")
+
+
+def test_a_stopping_web_process_ends_its_streams_at_once(settings, admin_headers, tmp_path):
+    """SIGTERM: open streams end now (their clients reconnect elsewhere), not after gunicorn's graceful timeout."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web = start_web(settings.with_(queue_prefix="task-events-unserved-"), port, tmp_path / "web.log", workers=1)
+    try:
+        wait_for(lambda: _healthy(base), timeout=60, what="gunicorn")
+        body = {"format": "csv", "filters": {"customerId": unique_customer()}}
+        task_id = requests.post(f"{base}/api/orders/export", json=body, headers=admin_headers, timeout=10).json()[
+            "taskId"
+        ]
+        with EventStream(f"{base}/api/tasks/{task_id}/events", admin_headers) as stream:
+            events = iter(stream)
+            assert next(events).retry == 1000 and next(events).event == "progress"
+            os.killpg(web.pid, signal.SIGTERM)
+            stopped = time.monotonic()
+            rest = list(events)
+            ended = time.monotonic() - stopped
+        assert not _named(rest)  # no final event: the task did not finish
+        assert ended < 3.0, ended
+        assert stream.raw.endswith(b"\n\n")  # the response ended cleanly after a whole event
+        web.wait(timeout=15)
+        print(f"\nstream ended {ended * 1000:.0f} ms after SIGTERM")
+    finally:
+        stop_process(web)
