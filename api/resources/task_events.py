@@ -33,6 +33,23 @@ STREAM_DESCRIPTION = (
     "`Last-Event-ID` (the stream starts with `retry: 1000`)."
 )
 
+# OpenAPI 3.1 has a text/event-stream `schema` describe each event as an SSE parser reads it.
+EVENT_SCHEMA = {
+    "type": "object",
+    "description": "One event of the stream (comments and the opening `retry` carry no data).",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["progress", "succeeded", "failed"]},
+        "id": {"type": "string", "description": "`<current>-<total>` for progress; the state for the final event."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": 'progress: `{"taskId", "state", "progress"}`; final: the task, as getTask answers.',
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
 
 class TaskEventsResource:
     def __init__(self, deps: Deps) -> None:
@@ -46,7 +63,7 @@ class TaskEventsResource:
             200: Reply(
                 description=STREAM_DESCRIPTION,
                 headers=(Header("Cache-Control", "`no-store`."),),
-                content={MEDIA_TYPE: {"type": "string"}},
+                content={MEDIA_TYPE: EVENT_SCHEMA},
             ),
             204: Reply(description="`Last-Event-ID` names the final event: there is nothing more to send."),
         },
