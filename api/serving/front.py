@@ -153,7 +153,8 @@ class Front:
         if self.streams is not None:
             environ[STREAM_OFFLOAD_KEY] = streamed
         response = await loop.run_in_executor(self.executor, self._call_app, environ)
-        if streamed.stream is not None and self.streams is not None and response.rest is None:
+        handed_over = streamed.stream is not None and response.status == 200 and response.rest is None
+        if handed_over and self.streams is not None:
             await self.streams.serve(send, receive, response.status, response.headers, response.body, streamed.stream)
             return
         deferred = offload.deferred
