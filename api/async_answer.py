@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # Called once the client's response is known: (status code, headers, body).
 Finisher = Callable[[int, dict[str, str], bytes], None]
+# Renders the response of a finished job into a fresh Response.
+Renderer = Callable[[falcon.Request, falcon.Response, JobView], None]
 _WAIT = re.compile(r'^\s*wait\s*=\s*"?(\d{1,6})"?\s*$', re.IGNORECASE)
 
 
@@ -94,6 +96,7 @@ class DeferredAnswer:
     deadline: float  # time.monotonic() when the wait runs out
     notices: NoticeListener | None = None
     finishers: list[Finisher] = field(default_factory=list)
+    render: Renderer | None = None  # None: as a synchronous call would answer (:func:`answer_job`)
 
     def answer(self, status: int, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """The response for the client, given the held-back 202; runs the finishers. Blocking (DB).
@@ -104,7 +107,10 @@ class DeferredAnswer:
             job = get_job(self.db, self.req.context.principal, self.job_id)
             if job.finished:
                 final = falcon.Response(options=self.resp_options)
-                _render_finished(self.req, final, job, self.wait, self.job_id)
+                if self.render is not None:
+                    self.render(self.req, final, job)
+                else:
+                    _render_finished(self.req, final, job, self.wait, self.job_id)
                 kept = {name: value for name, value in headers.items() if name.lower() not in _ACCEPTED_ONLY}
                 body = final.render_body() or b""
                 # Falcon adds the default media type only when the app itself sends a response.
@@ -150,6 +156,29 @@ def _render_finished(req: falcon.Request, resp: falcon.Response, job: JobView, w
     resp.set_header("Content-Location", f"/api/tasks/{job_id}")
 
 
+def wait_for_finish(
+    req: falcon.Request,
+    resp_options: falcon.ResponseOptions,
+    db: Database,
+    job_id: str,
+    wait: int,
+    notices: NoticeListener | None,
+    render: Renderer | None = None,
+) -> JobView:
+    """The job as it is now, or finished: with the front, an unfinished job is handed to it to
+    wait out on its event loop (the caller then renders the unfinished view, which the front
+    holds back and replaces with ``render``'s answer if the job finishes in time); without one,
+    this thread waits here."""
+    offload: WaitOffload | None = req.env.get(WAIT_OFFLOAD_KEY)
+    if offload is None:
+        return wait_for_job(db, req.context.principal, job_id, wait, notices)
+    job = get_job(db, req.context.principal, job_id)
+    if not job.finished:
+        deadline = time.monotonic() + wait
+        offload.deferred = DeferredAnswer(req, resp_options, db, job_id, wait, deadline, notices, render=render)
+    return job
+
+
 def answer_job(
     req: falcon.Request, resp: falcon.Response, db: Database, job_id: str, notices: NoticeListener | None = None
 ) -> None:
@@ -158,14 +187,7 @@ def answer_job(
     resp.append_header("Vary", "Prefer")
     wait = preferred_wait(req.get_header("Prefer"))
     if wait:
-        offload: WaitOffload | None = req.env.get(WAIT_OFFLOAD_KEY)
-        if offload is None:
-            job = wait_for_job(db, req.context.principal, job_id, wait, notices)
-        else:
-            job = get_job(db, req.context.principal, job_id)
-            if not job.finished:
-                deadline = time.monotonic() + wait
-                offload.deferred = DeferredAnswer(req, resp.options, db, job_id, wait, deadline, notices)
+        job = wait_for_finish(req, resp.options, db, job_id, wait, notices)
         if job.finished:
             _render_finished(req, resp, job, wait, job_id)
             return

@@ -103,6 +103,12 @@ PREFER = Header(
     "synchronous call would (200 with the result, or the task's error status), with `Preference-Applied`.",
     {"type": "string", "examples": ["wait=10"]},
 )
+LONG_POLL = Header(
+    "Prefer",
+    "`wait=N` (RFC 7240, N at most 30): a long poll. The answer comes as soon as the task finishes (with "
+    "`Preference-Applied`), or after N seconds with the task still unfinished.",
+    {"type": "string", "examples": ["wait=10"]},
+)
 IF_MATCH = Header(
     "If-Match",
     'The order\'s ETag (`"<version>"`): a stale one is 412 PRECONDITION_FAILED with `details[0].currentVersion`.',
@@ -120,6 +126,7 @@ ETAG = Header("ETag", 'The order\'s version as an entity tag (`"3"`), for If-Mat
 RETRY_AFTER = Header("Retry-After", "Seconds to wait before asking again.", SECONDS, required=True)
 POLL_AFTER = Header("Retry-After", "While the task is unfinished: seconds to wait before polling again.", SECONDS)
 PREFERENCE_APPLIED = Header("Preference-Applied", "`wait=N` when the answer is the task's outcome.")
+WAITED = Header("Preference-Applied", "`wait=N` when the task finished while the request waited for it.")
 CONTENT_LOCATION = Header("Content-Location", "With Preference-Applied: the task this is the outcome of.")
 RATELIMIT_HEADERS = (
     Header("RateLimit-Limit", "Requests this API key may make per window (its role's limit).", SECONDS),

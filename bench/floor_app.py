@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +26,8 @@ import msgspec
 from celery import Celery
 from sqlalchemy import Engine, bindparam, create_engine, func, insert, select, update
 
+from bench.floor_celery import QUEUE as FLOOR_QUEUE
+from bench.floor_celery import TASK as FLOOR_TASK
 from models import Offer, Order, OrderItem
 from services.jobs.kinds import CHECKOUT
 
@@ -90,11 +93,12 @@ class FloorOrders:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = _encoder.encode(body)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def place(self, req: falcon.Request) -> tuple[str, Decimal]:
+        """Parse the body and insert the order and its item in one transaction; (order id, total)."""
         body = json.loads(req.bounded_stream.read(), parse_float=Decimal)
         item = body["items"][0]
         now = datetime.now(UTC)
-        order_id, item_id, task_id = _id("ord"), _id("item"), _id("task")
+        order_id, item_id = _id("ord"), _id("item")
         total = Decimal(item["price"]) * int(item["quantity"])
         with self.write.begin() as conn:
             conn.execute(
@@ -132,12 +136,28 @@ class FloorOrders:
                 and conn.execute(_RESERVE, {"offer": item["offerId"], "wanted": int(item["quantity"])}).rowcount != 1
             ):
                 raise falcon.HTTPBadRequest(title="INSUFFICIENT_INVENTORY")
-        self.celery.send_task(CHECKOUT_TASK, args=[task_id], task_id=task_id, queue=CHECKOUT_QUEUE)
+        return order_id, total
+
+    def answer(self, resp: falcon.Response, order_id: str, total: Decimal, task_id: str) -> None:
         resp.status = falcon.HTTP_201
         resp.content_type = falcon.MEDIA_JSON
         resp.data = _encoder.encode(
             {"orderId": order_id, "status": "pending_payment", "totalAmount": total, "taskId": task_id}
         )
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        order_id, total = self.place(req)
+        task_id = _id("task")
+        self.celery.send_task(CHECKOUT_TASK, args=[task_id], task_id=task_id, queue=CHECKOUT_QUEUE)
+        self.answer(resp, order_id, total, task_id)
+
+    def on_post_round_trip(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The task round trip's floor: the same placement, then a bare no-op task
+        (:mod:`bench.floor_celery`) the client awaits on the Redis result backend."""
+        order_id, total = self.place(req)
+        task_id = _id("task")
+        self.celery.send_task(FLOOR_TASK, args=[order_id], task_id=task_id, queue=FLOOR_QUEUE)
+        self.answer(resp, order_id, total, task_id)
 
 
 class FloorOrder:
@@ -168,6 +188,32 @@ class FloorOrder:
         resp.data = _encoder.encode(body)
 
 
+class FloorReplay:
+    """The HTTP floor of a list request: the exact statements the service issued for it (captured
+    with their parameters by ``bench.list_orders``), replayed through a bare driver connection,
+    each row answered as a JSON object keyed by its column names. HTTP, the SQL and the encoding
+    of the same rows; no auth, no query parsing, no rendering rules."""
+
+    def __init__(self, read: Engine, scenarios: dict[str, list[tuple[str, Any]]]) -> None:
+        self.read = read
+        self.scenarios = scenarios
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        statements = self.scenarios.get(name)
+        if statements is None:
+            raise falcon.HTTPNotFound()
+        value: list[dict[str, Any]] = []
+        with self.read.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # the bare DBAPI cursor
+            for statement, parameters in statements:
+                cursor.execute(statement, parameters)
+                names = [column[0] for column in cursor.description or ()]
+                value += [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            cursor.close()
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = _encoder.encode({"value": value})
+
+
 def create_app(database_url: str, redis_url: str, *, pool_size: int = 8, reserve: bool = False) -> falcon.App:
     """Engines and the Celery app are built here, per gunicorn worker, never at import time."""
     write = create_engine(database_url, pool_size=pool_size, max_overflow=8)
@@ -175,8 +221,14 @@ def create_app(database_url: str, redis_url: str, *, pool_size: int = 8, reserve
     celery = Celery("floor", broker=redis_url, set_as_current=False)
     celery.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
     app = falcon.App()
-    app.add_route("/api/orders", FloorOrders(write, celery, read, reserve=reserve))
+    orders = FloorOrders(write, celery, read, reserve=reserve)
+    app.add_route("/api/orders", orders)
+    app.add_route("/floor/round-trip", orders, suffix="round_trip")
     app.add_route("/api/orders/{order_id}", FloorOrder(read))
+    replay_file = os.environ.get("FLOOR_REPLAY_FILE")
+    if replay_file:
+        with open(replay_file, "rb") as source:
+            app.add_route("/floor/replay/{name}", FloorReplay(read, pickle.load(source)))
     return app
 
 

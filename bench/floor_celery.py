@@ -1,9 +1,12 @@
 """The floor for the task round trip: a bare Celery no-op task and its result, through Redis.
 
-No database, no job row, no polling over HTTP: the client sends ``floor.noop`` and waits for the
-result on a Redis result backend (Celery subscribes to it, so nothing is polled). Whatever the
-service's round trip (POST an order, worker runs the checkout job, client polls the task) costs
-beyond this is the price of the application.
+No job row, no polling over HTTP: the client sends ``floor.noop`` and waits for the result on a
+Redis result backend (Celery subscribes to it, so nothing is polled). :func:`round_trips` is the
+bare task alone; :func:`placed_round_trips` starts each one with the floor's order placement over
+HTTP (``POST /floor/round-trip`` on :mod:`bench.floor_app`: parse, insert, send), as the service's
+round trip starts with ``POST /api/orders``. Whatever the service's round trip (POST an order, the
+worker runs the checkout job, the client long-polls the task) costs beyond this is the price of
+the application.
 
 ``python -m bench.floor_celery worker --concurrency 1`` runs the bare worker; the harness starts it
 with ``REDIS_URL`` set and stops it afterwards.
@@ -15,6 +18,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 from celery import Celery
 
@@ -37,7 +41,7 @@ def create_app(redis_url: str) -> Celery:
     )
 
     @app.task(name=TASK)
-    def noop() -> None:
+    def noop(*args: object) -> None:
         return None
 
     return app
@@ -53,6 +57,23 @@ def round_trips(redis_url: str, count: int, *, timeout: float = 10.0) -> list[fl
         for _ in range(count):
             started = time.perf_counter()
             app.send_task(TASK, queue=QUEUE).get(timeout=timeout)
+            durations.append(time.perf_counter() - started)
+        return durations
+    finally:
+        app.close()
+
+
+def placed_round_trips(redis_url: str, post: Callable[[], str], count: int, *, timeout: float = 10.0) -> list[float]:
+    """``count`` sequential round trips through the floor's HTTP placement: ``post`` places an
+    order on :mod:`bench.floor_app` (which sends the no-op with the task id it answers) and the
+    client waits for that task's result; seconds each."""
+    app = create_app(redis_url)
+    try:
+        app.AsyncResult(post()).get(timeout=60)  # the worker is up; connections and subscription warm
+        durations = []
+        for _ in range(count):
+            started = time.perf_counter()
+            app.AsyncResult(post()).get(timeout=timeout)
             durations.append(time.perf_counter() - started)
         return durations
     finally:

@@ -226,7 +226,9 @@ class Stack:
         return settings_env(self.settings, **extra)
 
     @contextmanager
-    def web(self, app_spec: str, name: str, *, ready_path: str = "/") -> Iterator[str]:
+    def web(
+        self, app_spec: str, name: str, *, ready_path: str = "/", extra_env: dict[str, str] | None = None
+    ) -> Iterator[str]:
         """``app_spec`` under gunicorn with the service's own config (``config/gunicorn.py``),
         the same workers and threads; yields its base URL and stops it afterwards."""
         port = free_port()
@@ -235,6 +237,7 @@ class Stack:
             HOST="127.0.0.1",
             WEB_CONCURRENCY=str(self.options.web_workers),
             WEB_THREADS=str(self.options.web_threads),
+            **(extra_env or {}),
         )
         log = (self.run_dir / f"web-{name}.log").open("ab")
         process = subprocess.Popen(

@@ -27,6 +27,7 @@ import argparse
 import io
 import json
 import os
+import pickle
 import random
 import secrets
 import sqlite3
@@ -394,6 +395,7 @@ def measure(
                 "floor": floor_stats,
                 "ratio_median": ratio,
                 "statements": [statement for statement, _ in statements],
+                "captured": statements,
             }
         )
         print(
@@ -421,39 +423,77 @@ def bench_database(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 NAME = "list orders"
 
 
+def _kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
 def ensure_rows(stack: Stack, rows: int) -> int:
     """Load ``rows`` generated orders into the stack's database once per run and return how many
     orders it holds; the export workload reads the same rows, so a run pays for the load once.
     The generator is seeded, so its ids would collide on a second load: never load twice."""
     if getattr(stack, "bulk_rows", None) is None:
-        print(f"  loading {rows:,} orders (COPY) …", flush=True)
-        load_postgresql(stack.settings.database_url, rows, max(100, rows // 50))
+        url = stack.settings.database_url
+        if _kind(url) == "sqlite":
+            print(f"  loading {rows:,} orders (one executemany transaction) …", flush=True)
+            load_sqlite(Path(make_url(url).database or ""), rows, max(100, rows // 50))
+        else:
+            print(f"  loading {rows:,} orders (COPY) …", flush=True)
+            load_postgresql(url, rows, max(100, rows // 50))
         stack.bulk_rows = rows
     with stack.db.reader() as session:
         return int(session.execute(text("SELECT count(*) FROM orders")).scalar_one())
 
 
+def http_floor(stack: Stack, results: list[dict[str, Any]], count: int, warmup: int) -> list[dict[str, float]]:
+    """Each scenario's HTTP floor: its captured statements replayed by ``bench.floor_app`` under the
+    service's own gunicorn settings and asked over one keep-alive connection, as the service was.
+    The driver floor leaves out what every HTTP answer costs (about 1 ms sequential on this kind of
+    machine: the client, the front, the thread hand-off); this one measures it on both sides."""
+    replay_file = stack.run_dir / "list-floor-statements.pickle"
+    replay_file.write_bytes(pickle.dumps({f"s{i}": row["captured"] for i, row in enumerate(results)}))
+    floors = []
+    with (
+        stack.web("bench.floor_app:get_app()", "list-floor", extra_env={"FLOOR_REPLAY_FILE": str(replay_file)}) as base,
+        requests.Session() as session,
+    ):
+        for i in range(len(results)):
+
+            def http(url: str = f"{base}/floor/replay/s{i}") -> None:
+                response = session.get(url, timeout=60)
+                if response.status_code != 200:
+                    raise RuntimeError(f"list floor {url}: {response.status_code} {response.text[:300]}")
+
+            floors.append(summary(timings(http, count, warmup)))
+    return floors
+
+
 def run_workload(stack: Stack) -> list[Figure]:
     """The four scenarios over the running stack's API (gunicorn + workers) at ``--rows`` orders;
-    sequential requests (``--round-trips`` of them) on one keep-alive connection per side."""
+    sequential requests (``--round-trips`` of them) on one keep-alive connection per side, beside
+    the driver floor (the same SQL, no HTTP) and the HTTP floor (the same SQL behind bare Falcon)."""
     total = ensure_rows(stack, stack.options.rows)
     count = stack.options.round_trips
+    warmup = max(5, count // 10)
     results = measure(
-        "postgresql",
+        _kind(stack.settings.database_url),
         stack.settings.database_url,
         stack.db,
         stack.service_url,
         stack.settings.secret_key,
         count,
-        max(5, count // 10),
+        warmup,
     )
+    http_floors = http_floor(stack, results, count, warmup)
     figures = []
-    for row in results:
+    for row, http_floor_stats in zip(results, http_floors, strict=True):
         notes = {"orders": total, "statements": row["statements"], "http": row["http"], "floor": row["floor"]}
         label = row["scenario"]
         http, floor = row["http"], row["floor"]
         figures.append(Figure(NAME, f"{label} p50 ms", http["median_ms"], floor["median_ms"], False, notes))
         figures.append(Figure(NAME, f"{label} p99 ms", http["p99_ms"], floor["p99_ms"], False))
+        figures.append(
+            Figure(NAME, f"{label} p50 ms vs HTTP floor", http["median_ms"], http_floor_stats["median_ms"], False)
+        )
     return figures
 
 
@@ -484,7 +524,7 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"list_orders-{args.rows}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}.json"
-    out.write_text(json.dumps(report, indent=2))
+    out.write_text(json.dumps(report, indent=2, default=str))
     print()
     print(
         f"{'database':<11} {'scenario':<36} {'http p50':>9} {'http p99':>9} "

@@ -18,5 +18,6 @@ def _insert_unless_exists(table: Table, conflict_columns: tuple[str, ...], diale
 
 def insert_unless_exists(table: Table, conflict_columns: Sequence[str], dialect: str) -> Insert:
     """``INSERT … ON CONFLICT (…) DO NOTHING``: one statement that inserts a row unless one with
-    the same unique key exists (``rowcount`` says which), instead of a SELECT then an INSERT."""
+    the same unique key exists, instead of a SELECT then an INSERT. Add ``.returning(…)`` to learn
+    which happened: through SQLAlchemy, psycopg reports ``rowcount`` -1 for it on PostgreSQL."""
     return _insert_unless_exists(table, tuple(conflict_columns), dialect)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, false, func, select
@@ -201,19 +202,42 @@ def _page_statement(plan: _Plan) -> Select[Any]:
     return select(*columns).select_from(source).order_by(*order_by)
 
 
+PLANS_KEPT = 512
+
+
+@lru_cache(maxsize=PLANS_KEPT)
+def _kept_plan(scope_key: tuple[bool, str | None], query: ListOrders) -> tuple[_Plan, Select[Any]]:
+    """The plan and statement of a first page, kept per caller scope and query: shops ask the same
+    few pages over and over, and building the statement cost as much as running it. Only valid
+    queries are kept (an invalid one raises before anything is stored)."""
+    is_staff, customer_id = scope_key
+    principal = Principal(key_id="", role="admin" if is_staff else "customer", customer_id=customer_id)
+    plan = _plan(principal, query, secret_key="")
+    return plan, _page_statement(plan)
+
+
+def _plan_and_statement(principal: Principal, query: ListOrders, secret_key: str) -> tuple[_Plan, Select[Any]]:
+    # Not kept: a later page (its token holds the last row's values) and a filter with now()
+    # (its value is the time of each request).
+    if query.skiptoken is not None or (query.filter is not None and "now" in query.filter.lower()):
+        plan = _plan(principal, query, secret_key)
+        return plan, _page_statement(plan)
+    return _kept_plan((principal.is_staff, None if principal.is_staff else principal.customer_id), query)
+
+
 def list_orders(db: Database, principal: Principal, query: ListOrders, *, secret_key: str) -> OrderPage:
     """One page of the orders ``principal`` may see, filtered and ordered as asked.
 
     One round trip on the autocommit read engine (the page, its items and the count together);
     a second one only for the count of an empty page."""
-    plan = _plan(principal, query, secret_key)
+    plan, statement = _plan_and_statement(principal, query, secret_key)
     top = plan.top
     fetched: list[OrderRow] = []
     count: int | None = None
     with db.read_engine.connect() as conn:
         if top > 0:
             by_id: dict[str, OrderRow] = {}
-            for row in conn.execute(_page_statement(plan)):
+            for row in conn.execute(statement).all():
                 entry = by_id.get(row.id)
                 if entry is None:
                     entry = OrderRow(*row[:_WIDTH], items=[] if plan.expand_items else None)  # by position: fast

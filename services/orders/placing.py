@@ -132,17 +132,69 @@ def _writes_in_one_statement(item_count: int) -> Insert:
     return insert(_JOBS).values(_bound(_JOBS, "j_", _JOB_COLUMNS)).add_cte(new_order, *new_items, new_history)
 
 
+@lru_cache(maxsize=MAX_ITEMS)
+def _placement_in_one_statement(item_count: int) -> Insert:
+    """PostgreSQL, an order of one offer: the whole placement as ONE autocommit statement.
+
+    The conditional stock UPDATE is a CTE whose ``RETURNING`` gates every INSERT (each is an
+    ``INSERT … SELECT … WHERE EXISTS (reserved)``): when the offer cannot cover the order, no row
+    is written at all. One round trip, no BEGIN and no COMMIT of its own, so the hot row is locked
+    from the UPDATE to the end of this statement's implicit commit and not a network round trip
+    longer. ``RETURNING`` of the job's id says whether anything was placed."""
+    reserved = _RESERVE.returning(_OFFERS.c.id).cte("reserved")
+    placed = select(reserved.c.id).exists()
+
+    def guarded(table: Table, prefix: str, names: list[str]) -> Insert:
+        values = select(*_bound(table, prefix, names).values()).where(placed)
+        return insert(table).from_select(names, values)
+
+    new_order = guarded(_ORDERS, "o_", _ORDER_COLUMNS).cte("new_order")
+    new_items = [guarded(_ITEMS, f"i{index}_", _ITEM_COLUMNS).cte(f"new_item_{index}") for index in range(item_count)]
+    new_history = guarded(_HISTORY, "h_", _HISTORY_COLUMNS).cte("new_history")
+    job = guarded(_JOBS, "j_", _JOB_COLUMNS)
+    return job.add_cte(reserved, new_order, *new_items, new_history).returning(_JOBS.c.id)
+
+
+def _rows_params(
+    order: dict[str, Any], items: list[dict[str, Any]], history: dict[str, Any], job: dict[str, Any]
+) -> dict[str, Any]:
+    params = {f"o_{name}": order[name] for name in _ORDER_COLUMNS}
+    params.update({f"h_{name}": history[name] for name in _HISTORY_COLUMNS})
+    params.update({f"j_{name}": job[name] for name in _JOB_COLUMNS})
+    for index, item in enumerate(items):
+        params.update({f"i{index}_{name}": item[name] for name in _ITEM_COLUMNS})
+    return params
+
+
+def _place_in_one_statement(
+    db: Database,
+    rows: tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any]],
+    wanted: list[ItemRequest],
+    currency: str,
+    now: datetime,
+) -> None:
+    """Run :func:`_placement_in_one_statement`; when nothing was placed, say why (raised)."""
+    order, items, history, job = rows
+    quantity = sum(item.quantity for item in wanted)
+    offer_id = wanted[0].offer_id
+    params = _rows_params(order, items, history, job)
+    params.update(
+        offer=offer_id, expected_price=to_money(wanted[0].price), expected_currency=currency, wanted=quantity, now=now
+    )
+    with db.autocommit() as conn:
+        if conn.execute(_placement_in_one_statement(len(items)), params).first() is not None:
+            return
+        _check_offers(conn, wanted, currency)
+        available = conn.execute(_READ_STOCK, {"offer": offer_id}).scalar_one()
+    raise InsufficientInventory(details=[{"offerId": offer_id, "requested": quantity, "available": available}])
+
+
 def _write(
     conn: Connection, order: dict[str, Any], items: list[dict[str, Any]], history: dict[str, Any], job: dict[str, Any]
 ) -> None:
     """Insert the order's rows (no lock is taken on any shared row here)."""
     if conn.dialect.name == "postgresql":
-        params = {f"o_{name}": order[name] for name in _ORDER_COLUMNS}
-        params.update({f"h_{name}": history[name] for name in _HISTORY_COLUMNS})
-        params.update({f"j_{name}": job[name] for name in _JOB_COLUMNS})
-        for index, item in enumerate(items):
-            params.update({f"i{index}_{name}": item[name] for name in _ITEM_COLUMNS})
-        conn.execute(_writes_in_one_statement(len(items)), params)
+        conn.execute(_writes_in_one_statement(len(items)), _rows_params(order, items, history, job))
         return
     conn.execute(_INSERT_ORDER, order)  # SQLite: local calls, and no data-modifying CTEs
     conn.execute(_INSERT_ITEMS, items)
@@ -228,8 +280,10 @@ def place_order(
 ) -> PlacedOrder:
     """Create an order in ``pending_payment`` with its stock held for the payment window.
 
-    One transaction: read the offers, write the order, its items, the first history row and the
-    checkout job, then reserve the stock, then COMMIT.
+    On PostgreSQL, an order of one offer (the common case, and every buyer of a hot one) is ONE
+    autocommit statement (:func:`_placement_in_one_statement`). Otherwise one transaction: write
+    the order, its items, the first history row and the checkout job, then reserve the stock (the
+    conditional UPDATEs last, right before COMMIT).
     """
     if not principal.can_see_customer(command.customer_id):
         raise Forbidden(
@@ -301,9 +355,14 @@ def place_order(
         customer_id=command.customer_id,
         now=now,
     )
-    with db.connection() as conn:
-        _write(conn, order, item_rows, history, job)
-        _reserve(conn, command.items, policy.currency, now)
+    one_offer = len({item.offer_id for item in command.items}) == 1
+    one_price = len({to_money(item.price) for item in command.items}) == 1
+    if db.write_engine.dialect.name == "postgresql" and one_offer and one_price:
+        _place_in_one_statement(db, (order, item_rows, history, job), command.items, policy.currency, now)
+    else:
+        with db.connection() as conn:
+            _write(conn, order, item_rows, history, job)
+            _reserve(conn, command.items, policy.currency, now)
     view = OrderView(
         id=order_id,
         customer_id=command.customer_id,

@@ -300,6 +300,42 @@ def test_prefer_wait_answers_within_100_ms_of_the_job_finishing(stack: Stack, da
         engine.dispose()
 
 
+def test_a_long_poll_of_the_task_answers_within_100_ms_of_it_finishing(stack: Stack, database_url: str) -> None:
+    """``GET /api/tasks/{id}`` with ``Prefer: wait=N`` is a long poll woken by the completion
+    notice: the finished task arrives within 100 ms of the worker's finish (read from its row);
+    a task that does not finish in time is answered unfinished after N seconds."""
+    from sqlalchemy import create_engine, select
+
+    from models import Job
+
+    engine = create_engine(database_url)
+    try:
+        lags = []
+        for _ in range(3):
+            offer_id = _put_offer(stack, stock=5)
+            order = requests.post(stack.url("/api/orders"), json=_order(offer_id), headers=stack.headers, timeout=10)
+            task_id = order.json()["taskId"]
+            task = requests.get(
+                stack.url(f"/api/tasks/{task_id}"), headers={**stack.headers, "Prefer": "wait=10"}, timeout=30
+            )
+            answered = datetime.now(UTC)
+            assert task.status_code == 200, task.text
+            assert task.json()["state"] == "succeeded", task.text
+            assert task.headers["Preference-Applied"] == "wait=10" and "Retry-After" not in task.headers
+            assert task.headers["Content-Type"] == "application/json" and "Prefer" in task.headers["Vary"]
+            with engine.connect() as conn:
+                finished = conn.execute(select(Job.finished_at).where(Job.id == task_id)).scalar_one()
+            lags.append((answered - finished).total_seconds())
+        assert min(lags) >= 0 and max(lags) < 0.1, lags
+    finally:
+        engine.dispose()
+
+    unknown = requests.get(
+        stack.url("/api/tasks/task_01J00000000000000000000000"), headers={**stack.headers, "Prefer": "wait=5"}
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "TASK_NOT_FOUND", unknown.text
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from models import Job, Order, OrderItem, StatusHistory
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, error_code, wait_task
+from tests.support.polling import wait_for
 
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
@@ -97,12 +98,18 @@ def test_task_logs_carry_the_request_id(client, admin_headers, make_offer, worke
     assert created.headers["x-request-id"] == request_id
     wait_task(client, created.json["taskId"], admin_headers)
     # Every line written while the task runs names the request; the consumer's "received" line is
-    # written before any task code sees the message, so it carries only the task id.
-    lines = [
-        line
-        for line in worker_log.read_text().splitlines()
-        if created.json["taskId"] in line and "celery.worker.strategy" not in line
-    ]
+    # written before any task code sees the message, so it carries only the task id. The task is
+    # visible as finished as soon as its row commits, a moment before its last lines are written.
+
+    def task_lines() -> list[str]:
+        return [
+            line
+            for line in worker_log.read_text().splitlines()
+            if created.json["taskId"] in line and "celery.worker.strategy" not in line
+        ]
+
+    wait_for(lambda: len(task_lines()) >= 3, timeout=10, what="the task's log lines")
+    lines = task_lines()
     assert len(lines) >= 3 and all(f'"request_id": "{request_id}"' in line for line in lines), lines
 
 

@@ -77,8 +77,10 @@ class SandboxBooks:
         if before is None:  # one statement: insert, or find the entry the key already booked
             values = {column.key: getattr(entry, column.key) for column in SandboxLedgerEntry.__table__.columns}
             with self.db.autocommit() as conn:
-                statement = insert_unless_exists(SandboxLedgerEntry.__table__, ["idempotency_key"], conn.dialect.name)
-                if conn.execute(statement, values).rowcount == 1:
+                table = SandboxLedgerEntry.__table__
+                statement = insert_unless_exists(table, ["idempotency_key"], conn.dialect.name)
+                # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy.
+                if conn.execute(statement.returning(table.c.id), values).first() is not None:
                     return entry
             existing = self._replay(entry.idempotency_key or "")
             assert existing is not None
