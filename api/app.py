@@ -15,6 +15,7 @@ from api.middleware.cors import CORSMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
 from api.middleware.params import NulParamsMiddleware
+from api.middleware.rate_limit import RateLimitMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.exports import ExportFileResource, OrderExportResource
@@ -33,12 +34,14 @@ from api.resources.payments import (
 )
 from api.resources.reconciliation import ReconciliationReportsResource
 from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
+from api.resources.task_events import TaskEventsResource
 from api.resources.tasks import TaskResource
 from config.logging import configure_logging
 from config.settings import Settings
 from config.startup import settings_or_exit
 from models import Database
 from services.access.keys import KeyCache
+from services.access.rate_limits import RateLimiter
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 from tasks.notices import NoticeListener
@@ -57,6 +60,12 @@ def build_deps(settings: Settings) -> Deps:
         keys=KeyCache(settings.api_key_cache_seconds),
         notices=NoticeListener(settings.redis_url),
         message_broker=MessageBroker(settings),
+        limiter=RateLimiter(
+            settings.redis_url,
+            settings.rate_limit_for,
+            timeout=settings.rate_limit_timeout_seconds,
+            retry_seconds=settings.rate_limit_retry_seconds,
+        ),
     )
 
 
@@ -71,6 +80,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             BodyLimitMiddleware(settings.max_body_bytes),
             NulParamsMiddleware(),
             AuthMiddleware(deps.db, deps.keys),
+            RateLimitMiddleware(deps.limiter),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
         ]
     )
@@ -104,6 +114,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/reconciliation/reports", ReconciliationReportsResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
+    app.add_route("/api/tasks/{task_id}/events", TaskEventsResource(deps))
     app.add_route("/api/keys", KeysResource(deps))
     app.add_route("/api/keys/{key_id}", KeyResource(deps))
     app.add_route("/api/openapi.json", OpenAPIResource(app))

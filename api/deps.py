@@ -10,6 +10,7 @@ from api.broker import MessageBroker
 from config.settings import Settings
 from models import Database
 from services.access.keys import KeyCache
+from services.access.rate_limits import RateLimiter
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import TaskSender
 from tasks.notices import NoticeListener
@@ -27,3 +28,5 @@ class Deps:
     keys: KeyCache
     notices: NoticeListener
     message_broker: MessageBroker
+    # Rate limits per API key, counted in Redis (REDIS_URL); None: no limits.
+    limiter: RateLimiter | None = None
