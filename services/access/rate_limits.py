@@ -111,6 +111,30 @@ def _window(read: list[object] | None) -> tuple[int, float, int, float]:
     )
 
 
+# A process takes a key's requests from Redis several at a time while many remain: up to
+# MAX_LEASE at once, never more than 1/LEASE_FRACTION of what the window has left, used within
+# LEASE_SECONDS or forfeited. Near the limit it asks for each request on its own, so the count is
+# exact where it matters; far from it, one round trip serves up to MAX_LEASE requests.
+MAX_LEASE = 32
+LEASE_FRACTION = 64
+LEASE_SECONDS = 1.0
+MAX_LEASES = 10_000
+
+
+@dataclass
+class _Lease:
+    tokens: int  # taken from Redis, not used yet
+    remaining: int  # what the window had left after the take
+    reset_seconds: int
+    expires: float  # the clock's time when unused tokens are forfeited
+
+
+def _lease_size(remaining: int | None) -> int:
+    if remaining is None:
+        return 1
+    return max(1, min(MAX_LEASE, remaining // LEASE_FRACTION))
+
+
 class RateLimiter:
     """Checks API keys against their role's limit (``limits`` notation per role; ``off``: none)."""
 
@@ -138,6 +162,8 @@ class RateLimiter:
         self.retry_seconds = retry_seconds
         self._clock = clock
         self._skip_until = 0.0
+        self._leases: dict[str, _Lease] = {}
+        self._lease_lock = threading.Lock()
 
     def item_for(self, role: str) -> limits.RateLimitItem | None:
         if role not in self._items:
@@ -152,8 +178,17 @@ class RateLimiter:
             return None
         if self._clock() < self._skip_until:
             return UNCHECKED
+        leased = self._from_lease(key_id, item.amount)
+        if leased is not None:
+            return leased
+        with self._lease_lock:
+            known = self._leases.get(key_id)
+        size = _lease_size(known.remaining if known is not None else None)
         try:
-            allowed = self.strategy.hit(item, key_id)
+            allowed = self.strategy.hit(item, key_id, cost=size)
+            if not allowed and size > 1:  # not that many left: ask for this one request alone
+                size = 1
+                allowed = self.strategy.hit(item, key_id, cost=1)
             stats = self.strategy.get_window_stats(item, key_id)
         except (redis.exceptions.RedisError, OSError) as exc:
             self._skip_until = self._clock() + self.retry_seconds
@@ -165,7 +200,21 @@ class RateLimiter:
             # something is counted, so one more request comes free a whole window from now.
             reset_in = item.get_expiry()
         reset = max(1 if not allowed else 0, math.ceil(reset_in))
-        return Decision(allowed, item.amount, stats.remaining, reset)
+        unused = size - 1 if allowed else 0
+        with self._lease_lock:
+            if len(self._leases) > MAX_LEASES:
+                self._leases.clear()  # a process serving that many keys forgets their leases at once
+            self._leases[key_id] = _Lease(unused, stats.remaining, reset, self._clock() + LEASE_SECONDS)
+        return Decision(allowed, item.amount, stats.remaining + unused, reset)
+
+    def _from_lease(self, key_id: str, limit: int) -> Decision | None:
+        """One request out of what this process already took for the key, while the lease lasts."""
+        with self._lease_lock:
+            lease = self._leases.get(key_id)
+            if lease is None or lease.tokens <= 0 or self._clock() >= lease.expires:
+                return None
+            lease.tokens -= 1
+            return Decision(True, limit, lease.remaining + lease.tokens, lease.reset_seconds)
 
     def close(self) -> None:
         self.storage.get_connection().close()

@@ -66,6 +66,32 @@ def test_one_check_is_one_round_trip(redis_url, monkeypatch):
     assert len(sent) == 5
 
 
+def test_far_from_the_limit_one_round_trip_serves_many_requests(redis_url, monkeypatch):
+    """With many requests left, a process takes them from Redis several at a time (a lease of at
+    most 32, and at most 1/64 of what remains); near the limit every request is asked on its own,
+    so the limit is still exact."""
+    limiter = RateLimiter(redis_url, lambda role: "100000/minute" if role == "admin" else "50/minute")
+    busy, near = f"key_{secrets.token_hex(4)}", f"key_{secrets.token_hex(4)}"
+    limiter.check(busy, "admin")  # scripts loaded, connection open
+    sent: list[int] = []
+    real = redis.connection.Connection.send_packed_command
+
+    def counting(self, command, check_health=True):  # noqa: ANN001, ANN202
+        sent.append(1)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    remaining = [limiter.check(busy, "admin").remaining for _ in range(320)]
+    assert len(sent) <= 11, len(sent)  # 320 requests in leases of 32
+    assert remaining == sorted(remaining, reverse=True) and remaining[-1] == 100000 - 321
+
+    sent.clear()
+    decisions = [limiter.check(near, "customer") for _ in range(60)]
+    assert [decision.allowed for decision in decisions] == [True] * 50 + [False] * 10
+    assert len(sent) == 60  # 50 left is never enough for a lease: one round trip each
+    assert [decision.remaining for decision in decisions[:50]] == list(range(49, -1, -1))
+
+
 def test_a_flushed_redis_loads_the_scripts_again(redis_url):
     limiter = RateLimiter(redis_url, lambda role: "3/minute")
     key = f"key_{secrets.token_hex(4)}"
