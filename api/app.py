@@ -16,6 +16,7 @@ from api.middleware.events import EventNudgeMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
 from api.middleware.params import NulParamsMiddleware
+from api.middleware.rate_limit import RateLimitMiddleware
 from api.middleware.request_id import RequestIdMiddleware
 from api.openapi import DocsPageResource, OpenAPIResource
 from api.resources.exports import ExportFileResource, OrderExportResource
@@ -34,6 +35,7 @@ from api.resources.payments import (
 )
 from api.resources.reconciliation import ReconciliationReportsResource
 from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
+from api.resources.task_events import TaskEventsResource
 from api.resources.tasks import TaskResource
 from api.resources.webhooks import (
     EventsResource,
@@ -47,6 +49,7 @@ from config.settings import Settings
 from config.startup import settings_or_exit
 from models import Database
 from services.access.keys import KeyCache
+from services.access.rate_limits import RateLimiter
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 from tasks.notices import NoticeListener
@@ -69,6 +72,12 @@ def build_deps(settings: Settings) -> Deps:
         notices=NoticeListener(settings.redis_url),
         message_broker=MessageBroker(settings),
         nudge=dispatch_nudge(sender.app, settings, broker),
+        limiter=RateLimiter(
+            settings.redis_url,
+            settings.rate_limit_for,
+            timeout=settings.rate_limit_timeout_seconds,
+            retry_seconds=settings.rate_limit_retry_seconds,
+        ),
     )
 
 
@@ -83,6 +92,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             BodyLimitMiddleware(settings.max_body_bytes),
             NulParamsMiddleware(),
             AuthMiddleware(deps.db, deps.keys),
+            RateLimitMiddleware(deps.limiter),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
             EventNudgeMiddleware(deps.nudge),
         ]
@@ -117,6 +127,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/reconciliation/reports", ReconciliationReportsResource(deps))
     app.add_route("/api/offers/{offer_id}", OfferResource(deps))
     app.add_route("/api/tasks/{task_id}", TaskResource(deps))
+    app.add_route("/api/tasks/{task_id}/events", TaskEventsResource(deps))
     app.add_route("/api/keys", KeysResource(deps))
     app.add_route("/api/keys/{key_id}", KeyResource(deps))
     app.add_route("/api/webhook-endpoints", WebhookEndpointsResource(deps))

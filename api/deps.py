@@ -11,6 +11,7 @@ from api.broker import MessageBroker
 from config.settings import Settings
 from models import Database
 from services.access.keys import KeyCache
+from services.access.rate_limits import RateLimiter
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import TaskSender
 from tasks.notices import NoticeListener
@@ -30,3 +31,5 @@ class Deps:
     message_broker: MessageBroker
     # After commits that may have written events: wake the webhook dispatcher (tasks.webhooks).
     nudge: Callable[[], None] = lambda: None
+    # Rate limits per API key, counted in Redis (REDIS_URL); None: no limits.
+    limiter: RateLimiter | None = None

@@ -128,6 +128,11 @@ POLL_AFTER = Header("Retry-After", "While the task is unfinished: seconds to wai
 PREFERENCE_APPLIED = Header("Preference-Applied", "`wait=N` when the answer is the task's outcome.")
 WAITED = Header("Preference-Applied", "`wait=N` when the task finished while the request waited for it.")
 CONTENT_LOCATION = Header("Content-Location", "With Preference-Applied: the task this is the outcome of.")
+RATELIMIT_HEADERS = (
+    Header("RateLimit-Limit", "Requests this API key may make per window (its role's limit).", SECONDS),
+    Header("RateLimit-Remaining", "Requests left in the current window.", SECONDS),
+    Header("RateLimit-Reset", "Seconds until one more request is allowed again.", SECONDS),
+)
 WWW_AUTHENTICATE = Header("WWW-Authenticate", '`Bearer realm="orders"`.', required=True)
 
 
@@ -156,11 +161,13 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     413: "PAYLOAD_TOO_LARGE: the body is over the limit, or too many ids.",
     416: "RANGE_NOT_SATISFIABLE: the range lies outside the file (`Content-Range: bytes */size`).",
     422: "IDEMPOTENCY_KEY_REUSED: this Idempotency-Key was used with another body.",
+    429: "RATE_LIMITED: this API key is over its rate limit; retry after `Retry-After` seconds.",
     503: "SERVICE_UNAVAILABLE: the database or the broker is unreachable; retry after `Retry-After`.",
 }
 ERROR_HEADERS: dict[int, tuple[Header, ...]] = {
     401: (WWW_AUTHENTICATE,),
     416: (Header("Content-Range", "`bytes */<size>`.", required=True),),
+    429: (RETRY_AFTER,),
     503: (RETRY_AFTER,),
 }
 DEFAULT_REPLY = "Any other status (a 5xx included): the error envelope."
@@ -172,6 +179,7 @@ class OperationDoc:
     replies: dict[int, Reply]
     errors: tuple[int, ...]
     idempotent: bool
+    limited: bool = False  # needs an API key, so it is rate limited and says how much is left
 
 
 _OPERATIONS: dict[str, OperationDoc] = {}
@@ -192,18 +200,19 @@ def operation(
     """Document a responder: spectree gets the models, :func:`document` the rest.
 
     Every operation may answer 400 (a NUL character in a parameter is refused before routing); one
-    with a ``json`` body 413; one that needs an API key 401 and 503 (the key is looked up in the
-    database). ``idempotent`` marks a POST that honours ``Idempotency-Key`` (every authenticated
-    POST): it adds the header, 409, 422 and ``Idempotent-Replayed``. ``errors`` adds the rest.
+    with a ``json`` body 413; one that needs an API key 401, 429 and 503 (the key is looked up in the
+    database and counted against its rate limit, whose ``RateLimit-*`` headers every answer carries).
+    ``idempotent`` marks a POST that honours ``Idempotency-Key`` (every authenticated POST): it adds
+    the header, 409, 422 and ``Idempotent-Replayed``. ``errors`` adds the rest.
     """
     implied = {400} | ({413} if json is not None else set()) | ({409, 422} if idempotent else set())
-    codes = tuple(sorted(set(errors) | implied | (set() if public else {401, 503})))
+    codes = tuple(sorted(set(errors) | implied | (set() if public else {401, 429, 503})))
     models: dict[str, Any] = {f"HTTP_{code}": reply.model for code, reply in replies.items()}
     models.update({f"HTTP_{code}": ErrorOut for code in codes})
     if operation_id in _OPERATIONS:
         raise RuntimeError(f"operation id {operation_id} is used twice")
     headers = ((IDEMPOTENCY_KEY,) if idempotent else ()) + request_headers
-    _OPERATIONS[operation_id] = OperationDoc(headers, replies, codes, idempotent)
+    _OPERATIONS[operation_id] = OperationDoc(headers, replies, codes, idempotent, limited=not public)
     options: dict[str, Any] = {
         "resp": Response(**models),
         "tags": tags,
@@ -259,11 +268,15 @@ def _complete(op: dict[str, Any], doc: OperationDoc) -> None:
         response["headers"] = {header.name: header.response() for header in headers}
     for code in doc.errors:
         responses[str(code)] = _error_response(code)
-        if doc.idempotent and code not in (409,):
+        if doc.idempotent and code not in (409, 429):
             responses[str(code)]["headers"][REPLAYED.name] = REPLAYED.response()
     responses["default"] = {**_error_response(0), "description": DEFAULT_REPLY}
-    for response in responses.values():
-        response.setdefault("headers", {})[REQUEST_ID.name] = REQUEST_ID.response()
+    for status, response in responses.items():
+        headers = response.setdefault("headers", {})
+        headers[REQUEST_ID.name] = REQUEST_ID.response()
+        if doc.limited and status != "401":
+            for header in RATELIMIT_HEADERS:
+                headers[header.name] = {**header.response(), "required": status == "429"}
 
 
 def document(app: falcon.App) -> dict[str, Any]:

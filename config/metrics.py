@@ -35,6 +35,11 @@ QUEUE_WAIT = Histogram(
 JOBS_RECOVERED = Counter(
     "orders_jobs_recovered_total", "Running jobs put back in their queue after their worker's lease ran out"
 )
+RATE_LIMIT_UNCHECKED = Counter(
+    "orders_rate_limit_unchecked_total",
+    "Requests let through without a rate-limit check because Redis was unreachable (or skipped after a failure)",
+)
+RATE_LIMITED = Counter("orders_rate_limited_total", "Requests refused with 429 RATE_LIMITED, by key role", ["role"])
 RELAY_RESENT = Counter("orders_relay_resent_total", "Job messages sent again by the relay (committed but never sent)")
 EVENTS_DISPATCHED = Counter("orders_events_dispatched_total", "Events positioned by the webhook dispatcher")
 WEBHOOK_ATTEMPTS = Counter(

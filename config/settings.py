@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+import limits
+
 from config.secret_key import ConfigError
 from config.secret_key import resolve as resolve_secret_key
 
@@ -43,6 +45,7 @@ DATABASE_SCHEMES = ("sqlite", "postgresql")
 EXPORT_STORAGE_SCHEMES = ("file", "s3")
 _BOOLEANS = ("true", "false", "1", "0", "yes", "no", "on", "off")
 _TRUE = ("true", "1", "yes", "on")
+RATE_LIMIT_OFF = "off"
 
 
 class EnvReader:
@@ -115,6 +118,20 @@ class EnvReader:
                 f"{name} is not a URL with one of the schemes {', '.join(s + '://' for s in schemes)}"
                 " (its value is not shown: it may hold a password)"
             )
+            return default
+        return raw
+
+    def rate(self, name: str, default: str) -> str:
+        """A rate limit in ``limits`` notation (``100/minute``, ``10 per second``), or ``off``."""
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        if raw.lower() == RATE_LIMIT_OFF:
+            return RATE_LIMIT_OFF
+        try:
+            limits.parse(raw)
+        except ValueError:
+            self._bad(name, raw, f"a rate limit such as 100/minute, or {RATE_LIMIT_OFF}")
             return default
         return raw
 
@@ -262,6 +279,20 @@ class Settings:
     webhook_sweep_interval_seconds: int = 5
     # Events (and their finished deliveries) are deleted by housekeeping after this long.
     event_retention_seconds: int = 30 * 24 * 3600
+    # Rate limits per API key, by role (``limits`` notation: "N/second|minute|hour|day"; "off" for
+    # none), counted in Redis (REDIS_URL) by a sliding window counter shared by every web process
+    # and host. Generous for staff: the benchmarks drive one admin key at ~1-2k req/s for ~12 s.
+    rate_limit_admin: str = "120000/minute"
+    rate_limit_ops: str = "120000/minute"
+    rate_limit_customer: str = "6000/minute"
+    # Redis answers each check within this (connect and read timeout); after a failure the web
+    # process lets requests through unchecked for rate_limit_retry_seconds before asking again.
+    rate_limit_timeout_seconds: float = 0.25
+    rate_limit_retry_seconds: float = 5.0
+    # GET /api/tasks/{id}/events (Server-Sent Events): a stream ends after task_stream_max_seconds
+    # (the client reconnects with Last-Event-ID), and sends a comment after this many idle seconds.
+    task_stream_max_seconds: float = 300.0
+    task_stream_keepalive_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -363,6 +394,15 @@ class Settings:
                 "WEBHOOK_SWEEP_INTERVAL_SECONDS", base.webhook_sweep_interval_seconds, minimum=1
             ),
             event_retention_seconds=read.integer("EVENT_RETENTION_SECONDS", base.event_retention_seconds, minimum=1),
+            rate_limit_admin=read.rate("RATE_LIMIT_ADMIN", base.rate_limit_admin),
+            rate_limit_ops=read.rate("RATE_LIMIT_OPS", base.rate_limit_ops),
+            rate_limit_customer=read.rate("RATE_LIMIT_CUSTOMER", base.rate_limit_customer),
+            rate_limit_timeout_seconds=read.number("RATE_LIMIT_TIMEOUT_SECONDS", base.rate_limit_timeout_seconds),
+            rate_limit_retry_seconds=read.number("RATE_LIMIT_RETRY_SECONDS", base.rate_limit_retry_seconds),
+            task_stream_max_seconds=read.number("TASK_STREAM_MAX_SECONDS", base.task_stream_max_seconds, minimum=1),
+            task_stream_keepalive_seconds=read.number(
+                "TASK_STREAM_KEEPALIVE_SECONDS", base.task_stream_keepalive_seconds, minimum=1
+            ),
         )
         if read.problems:
             raise ConfigError(*read.problems)
@@ -371,6 +411,10 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the runner use this)."""
         return replace(self, **changes)
+
+    def rate_limit_for(self, role: str) -> str:
+        """The rate limit of an API key of ``role`` ("off": none)."""
+        return {"admin": self.rate_limit_admin, "ops": self.rate_limit_ops}.get(role, self.rate_limit_customer)
 
     @property
     def is_sqlite(self) -> bool:

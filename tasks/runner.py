@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import structlog
@@ -26,12 +25,12 @@ from config.settings import Settings
 from models import Database
 from services.jobs.machine import AtomicWork, claim_job, finish_job, run_atomically, run_batch_atomically
 from services.jobs.outbox import JobOutcome, JobRef, note_resent
-from services.jobs.progress import set_progress
 from services.kernel.errors import DomainError, TransientError
 from services.payments.gateways.registry import Gateways
 from tasks.context import WorkerContext, worker_context
 from tasks.heartbeat import heartbeat
 from tasks.notices import announce
+from tasks.progress_notices import progress_reporter
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +106,7 @@ def _run(task: Task, job_id: str, handler: JobHandler, record: RunRecord) -> Non
             log.info("job already finished; redelivery ignored", state=claimed.state)
             return
         log.info("job started", attempt=claimed.attempts)
-        job = JobContext(job_id, claimed.attempts, claimed.request_id, worker, partial(set_progress, db, job_id))
+        job = JobContext(job_id, claimed.attempts, claimed.request_id, worker, progress_reporter(worker, job_id))
         try:
             result = handler(job, claimed.args)
         except DomainError as exc:

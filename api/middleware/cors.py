@@ -6,8 +6,11 @@ from typing import Any
 
 import falcon
 
-ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, If-Match, X-Request-Id"
-EXPOSED_HEADERS = "Location, ETag, Retry-After, X-Request-Id, Idempotent-Replayed, Preference-Applied, Content-Location"
+ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, If-Match, X-Request-Id, Last-Event-ID"
+EXPOSED_HEADERS = (
+    "Location, ETag, Retry-After, X-Request-Id, Idempotent-Replayed, Preference-Applied, Content-Location, "
+    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+)
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 

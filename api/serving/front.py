@@ -15,7 +15,9 @@ parsed the head; the front then
    file) is pulled from the app one block per pool call;
 4. for ``Prefer: wait=N`` on a job that has not finished (see :mod:`api.async_answer`), holds the
    202 back and awaits the job on the loop (:mod:`api.serving.waits`), then sends the answer the
-   synchronous wait would have given. Waiting clients hold no thread either.
+   synchronous wait would have given. Waiting clients hold no thread either;
+5. for a task's event stream (``GET /api/tasks/{id}/events``, :mod:`api.task_events`) that the
+   app handed over, sends the events as they happen from the loop (:mod:`api.serving.streams`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from urllib.parse import unquote_to_bytes
 from api.async_answer import WAIT_OFFLOAD_KEY, DeferredAnswer, WaitOffload
 from api.errors import protocol_error
 from api.middleware.request_id import request_id_for
+from api.serving.streams import StreamOptions, TaskStreams
 from api.serving.waits import JobWaits
+from api.task_events import STREAM_OFFLOAD_KEY, StreamOffload
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +89,22 @@ class _TimedOut(Exception):
 
 
 class Front:
-    def __init__(self, app: Callable[..., Iterable[bytes]], *, max_body_bytes: int, body_timeout: float, threads: int):
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        *,
+        max_body_bytes: int,
+        body_timeout: float,
+        threads: int,
+        streams: StreamOptions | None = None,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wsgi")
         self.waits = JobWaits(self.executor)
+        # Task event streams served from the loop; None: the app streams them in its thread.
+        self.streams = TaskStreams(self.executor, streams) if streams is not None else None
         self._listening: set[int] = set()  # completion-notice listeners already feeding self.waits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,13 +116,17 @@ class Front:
             await send({"type": "websocket.close", "code": 1003})
 
     def shutting_down(self) -> None:
-        """The worker stops: waiting requests answer their 202 now (clients poll the task)."""
+        """The worker stops: waiting requests answer their 202 now (clients poll the task), streams end."""
         self.waits.release_all()
+        if self.streams is not None:
+            self.streams.release_all()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.streams is not None:
+                    self.streams.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.shutting_down()
@@ -131,7 +149,14 @@ class Front:
         offload = WaitOffload()
         environ = _environ(scope, body)
         environ[WAIT_OFFLOAD_KEY] = offload
+        streamed = StreamOffload()
+        if self.streams is not None:
+            environ[STREAM_OFFLOAD_KEY] = streamed
         response = await loop.run_in_executor(self.executor, self._call_app, environ)
+        handed_over = streamed.stream is not None and response.status == 200 and response.rest is None
+        if handed_over and self.streams is not None:
+            await self.streams.serve(send, receive, response.status, response.headers, response.body, streamed.stream)
+            return
         deferred = offload.deferred
         if deferred is not None:
             response = await self._waited(deferred, response)

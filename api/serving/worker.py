@@ -35,6 +35,7 @@ from gunicorn.workers import gasgi
 from api.draining import is_draining, start_draining
 from api.errors import protocol_error
 from api.serving.front import Front
+from api.serving.streams import StreamOptions
 from config.settings import Settings
 from models.ids import new_id
 
@@ -130,6 +131,11 @@ class FrontWorker(gasgi.ASGIWorker):
             max_body_bytes=settings.max_body_bytes,
             body_timeout=settings.request_body_timeout_seconds,
             threads=self.cfg.threads,
+            streams=StreamOptions(
+                settings.redis_url,
+                max_seconds=settings.task_stream_max_seconds,
+                keepalive_seconds=settings.task_stream_keepalive_seconds,
+            ),
         )
 
     drain_seconds: float = 0.0

@@ -115,6 +115,11 @@ class PayloadTooLarge(DomainError):
     default_message = "The request body is too large."
 
 
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+    default_message = "This API key is over its rate limit; retry after Retry-After seconds."
+
+
 class ServiceUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
     default_message = "A backing service is unreachable; retry later."

@@ -16,9 +16,10 @@ once when the order was already paid or cancelled.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Order, Payment, WebhookEvent
@@ -67,6 +68,20 @@ _ANY_WAITING = (
     )
     .limit(1)
 )
+
+
+@lru_cache(maxsize=4)
+def _record_opened_in_one_statement(payment_columns: tuple[str, ...]) -> Select[Any]:
+    """PostgreSQL: what the checkout task records once the gateway answered, as ONE autocommit
+    statement instead of a six-round-trip transaction: the URL set unless one is (a CTE), the
+    session's payment inserted unless it exists (a CTE), and the order's URL of record and whether
+    a webhook waits for this session selected beside them. The URL comes from the UPDATE's
+    ``RETURNING`` when it set it (the statement's snapshot still shows the old value)."""
+    set_url = _SET_CHECKOUT_URL.returning(_ORDERS.c.checkout_url).cte("set_url")
+    values = {name: bindparam(f"p_{name}", type_=_PAYMENTS.c[name].type) for name in payment_columns}
+    record = insert_unless_exists(_PAYMENTS, ["gateway_id", "checkout_session_id"], "postgresql").values(values)
+    url = func.coalesce(select(set_url.c.checkout_url).scalar_subquery(), _CHECKOUT_URL.scalar_subquery())
+    return select(url.label("url"), _ANY_WAITING.exists().label("waiting")).add_cte(set_url, record.cte("record"))
 
 
 def open_checkout(
@@ -120,12 +135,19 @@ def open_checkout(
         "updated_at": now,
     }
     jobs: list[JobRef] = []
-    with db.connection() as conn:
-        conn.execute(_SET_CHECKOUT_URL, {"order_id": order_id, "url": opened.url})
-        record = insert_unless_exists(_PAYMENTS, ["gateway_id", "checkout_session_id"], conn.dialect.name)
-        conn.execute(record, payment)
-        url = conn.execute(_CHECKOUT_URL, {"order_id": order_id}).scalar()
-        waiting = conn.execute(_ANY_WAITING, {"order_id": order_id, "session_id": opened.id}).first() is not None
+    if db.write_engine.dialect.name == "postgresql":
+        params = {"order_id": order_id, "url": opened.url, "session_id": opened.id}
+        params.update({f"p_{name}": value for name, value in payment.items()})
+        with db.autocommit() as conn:
+            row = conn.execute(_record_opened_in_one_statement(tuple(payment)), params).one()
+        url, waiting = row.url, row.waiting
+    else:
+        with db.connection() as conn:
+            conn.execute(_SET_CHECKOUT_URL, {"order_id": order_id, "url": opened.url})
+            record = insert_unless_exists(_PAYMENTS, ["gateway_id", "checkout_session_id"], conn.dialect.name)
+            conn.execute(record, payment)
+            url = conn.execute(_CHECKOUT_URL, {"order_id": order_id}).scalar()
+            waiting = conn.execute(_ANY_WAITING, {"order_id": order_id, "session_id": opened.id}).first() is not None
     if waiting:  # rare: a webhook came before the session was recorded
         with db.transaction() as session:
             jobs = apply_waiting_for(session, order_id=order_id, checkout_session_id=opened.id, request_id=request_id)

@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from models import OrderItem, WebhookDelivery
 from services.access.keys import IssuedKey, issue_key
+from services.jobs.machine import finish_job
 from services.kernel.principal import SYSTEM, Principal
 from services.payments.execution import execute_payment
 from services.payments.requests import PaymentRequest, request_payment
@@ -117,6 +118,14 @@ def _fresh_key(world: World, role: str) -> tuple[str, dict[str, Any]]:
 
 def _task_of_order(world: World, role: str) -> tuple[str, dict[str, Any]]:
     return f"/api/tasks/{world.order()['taskId']}", {}
+
+
+def _finished_task_events(world: World, role: str) -> tuple[str, dict[str, Any]]:
+    """The event stream of an order's task, finished here (no worker runs in this module, and a
+    stream in process lasts as long as its task)."""
+    task_id = world.order()["taskId"]
+    finish_job(world.deps.db, task_id, error={"code": "INTERNAL_ERROR", "message": "matrix", "details": []})
+    return f"/api/tasks/{task_id}/events", {}
 
 
 def _items_body(world: World, role: str) -> dict[str, Any]:
@@ -240,6 +249,7 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
         STAFF,
     ),
     ("GET", "/api/tasks/{task_id}"): (_task_of_order, OWNER),
+    ("GET", "/api/tasks/{task_id}/events"): (_finished_task_events, OWNER),
     ("POST", "/api/keys"): (_json("/api/keys", lambda world, role: {"role": "ops"}), ADMIN),
     ("DELETE", "/api/keys/{key_id}"): (_fresh_key, ADMIN),
     # Webhooks: any key subscribes (a customer key to its own customer's events) and lists what it

@@ -5,7 +5,8 @@ matched the way Falcon routes: a static segment wins over a field), the response
 status (the code, else its ``NXX`` range, else ``default``), and checks what a client relies on:
 the status is declared, the media type is one the response declares, a JSON body validates with
 a JSON Schema 2020-12 validator (``jsonschema.Draft202012Validator``; OpenAPI 3.1 schemas are that
-dialect) and a text body against its string schema, and every required response header is there
+dialect), a text body against its string schema and each event of an event stream against the
+event schema, and every required response header is there
 and matches its schema. A mismatch is a :class:`ContractViolation` (an ``AssertionError``), which
 fails the test that made the request.
 
@@ -25,6 +26,30 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 JSON_MEDIA = re.compile(r"^application/(.+\+)?json$")
+SSE_MEDIA = "text/event-stream"
+
+
+def sse_events(body: bytes) -> list[dict[str, Any]]:
+    """A Server-Sent Events body as a parser reads it: one object per event with data (``data``,
+    ``event``, and ``id``/``retry`` when sent); comments and data-less blocks are not events."""
+    events = []
+    for block in re.split(r"\r\n\r\n|\n\n|\r\r", body.decode()):
+        fields: dict[str, Any] = {}
+        data = []
+        for line in re.split(r"\r\n|\r|\n", block):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            elif name == "retry" and value.isdigit():
+                fields["retry"] = int(value)
+            elif name in ("event", "id"):
+                fields[name] = value
+        if data:
+            events.append({"event": "message", **fields, "data": "\n".join(data)})
+    return events
 
 
 class ContractViolation(AssertionError):
@@ -42,6 +67,17 @@ def _route(template: str) -> _Route:
     parts = re.split(r"(\{[^}]+\})", template)
     regex = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
     return _Route(template, re.compile(f"^{regex}$"), sum(part.startswith("{") for part in parts))
+
+
+def _instances(media: str, body: bytes, text: str | None) -> list[Any]:
+    """What a body's schema describes: the JSON value, the text, each event of a stream, or nothing."""
+    if media == SSE_MEDIA:
+        return sse_events(body)  # OpenAPI 3.1: the schema of text/event-stream describes each event
+    if JSON_MEDIA.match(media):
+        return [json.loads(body)] if body else []
+    if media.startswith("text/"):
+        return [text if text is not None else body.decode()]
+    return []  # a binary file: its media type is all a schema can say
 
 
 def _media(content_type: str | None) -> str:
@@ -112,13 +148,7 @@ class Contract:
             raise ContractViolation(f"{name}: Content-Type {media!r} is not among {sorted(declared)}")
         schema = declared[media].get("schema")
         if schema is not None:
-            if JSON_MEDIA.match(media):
-                instance: Any = json.loads(body) if body else None
-            elif media.startswith("text/"):
-                instance = text if text is not None else body.decode()
-            else:
-                instance = None  # a binary file: its media type is all a schema can say
-            if instance is not None:
+            for instance in _instances(media, body, text):
                 errors = sorted(self._validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
                 if errors:
                     shown = "; ".join(
