@@ -12,6 +12,7 @@ from api.media import JSONHandler
 from api.middleware.auth import AuthMiddleware
 from api.middleware.body import BodyLimitMiddleware
 from api.middleware.cors import CORSMiddleware
+from api.middleware.events import EventNudgeMiddleware
 from api.middleware.idempotency import IdempotencyMiddleware
 from api.middleware.metrics import MetricsMiddleware
 from api.middleware.params import NulParamsMiddleware
@@ -36,6 +37,13 @@ from api.resources.reconciliation import ReconciliationReportsResource
 from api.resources.sandbox import SandboxCheckoutActionResource, SandboxCheckoutPageResource
 from api.resources.task_events import TaskEventsResource
 from api.resources.tasks import TaskResource
+from api.resources.webhooks import (
+    EventsResource,
+    WebhookDeliveriesResource,
+    WebhookEndpointResource,
+    WebhookEndpointsResource,
+    WebhookResendResource,
+)
 from config.logging import configure_logging
 from config.settings import Settings
 from config.startup import settings_or_exit
@@ -45,21 +53,25 @@ from services.access.rate_limits import RateLimiter
 from services.payments.gateways.registry import Gateways
 from tasks.dispatch import make_sender
 from tasks.notices import NoticeListener
+from tasks.webhooks import dispatch_nudge
 
 
 def build_deps(settings: Settings) -> Deps:
     db = Database.connect(settings)
+    sender = make_sender(settings)
+    broker = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
+    )
     return Deps(
         settings=settings,
         db=db,
-        sender=make_sender(settings),
-        broker=redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
-        ),
+        sender=sender,
+        broker=broker,
         gateways=Gateways(settings, db),
         keys=KeyCache(settings.api_key_cache_seconds),
         notices=NoticeListener(settings.redis_url),
         message_broker=MessageBroker(settings),
+        nudge=dispatch_nudge(sender.app, settings, broker),
         limiter=RateLimiter(
             settings.redis_url,
             settings.rate_limit_for,
@@ -82,6 +94,7 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
             AuthMiddleware(deps.db, deps.keys),
             RateLimitMiddleware(deps.limiter),
             IdempotencyMiddleware(deps.db, settings.idempotency_ttl_seconds),
+            EventNudgeMiddleware(deps.nudge),
         ]
     )
     json_handler = JSONHandler()
@@ -117,6 +130,11 @@ def create_app(settings: Settings, deps: Deps | None = None) -> falcon.App:
     app.add_route("/api/tasks/{task_id}/events", TaskEventsResource(deps))
     app.add_route("/api/keys", KeysResource(deps))
     app.add_route("/api/keys/{key_id}", KeyResource(deps))
+    app.add_route("/api/webhook-endpoints", WebhookEndpointsResource(deps))
+    app.add_route("/api/webhook-endpoints/{endpoint_id}", WebhookEndpointResource(deps))
+    app.add_route("/api/webhook-endpoints/{endpoint_id}/deliveries", WebhookDeliveriesResource(deps))
+    app.add_route("/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend", WebhookResendResource(deps))
+    app.add_route("/api/events", EventsResource(deps))
     app.add_route("/api/openapi.json", OpenAPIResource(app))
     app.add_route("/api/docs", DocsPageResource(app))
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -28,5 +29,7 @@ class Deps:
     keys: KeyCache
     notices: NoticeListener
     message_broker: MessageBroker
+    # After commits that may have written events: wake the webhook dispatcher (tasks.webhooks).
+    nudge: Callable[[], None] = lambda: None
     # Rate limits per API key, counted in Redis (REDIS_URL); None: no limits.
     limiter: RateLimiter | None = None

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.events.record import EVENT_TYPES
 from services.exports.columns import DEFAULT_COLUMNS
 from services.exports.filters import ExportFilters
 from services.kernel import lifecycle
@@ -713,3 +714,109 @@ class ReconciliationReportOut(BaseModel):
 
 class ReconciliationReportsOut(BaseModel):
     value: list[ReconciliationReportOut] = Field(description="Newest day first, then by gateway; at most 100.")
+
+
+# -- events and webhooks ------------------------------------------------------------------------------
+
+EventType = Literal[tuple(EVENT_TYPES)]  # type: ignore[valid-type]
+EVENT_DATA = (
+    "What happened, by type: `order.created` the order as placed (orderId, customerId, status, totalAmount, "
+    "currency, createdAt, items); `order.status_changed` and `order.cancelled` orderId, fromStatus, status, "
+    "paymentStatus, reason, version, updatedAt; `order.payment_succeeded` and `order.payment_failed` orderId, "
+    "transactionId, action, method, amount, currency, gatewayId, reason; `order.item_changed` orderId, items "
+    "(itemId, status), reason, totalAmount, version; `export.ready` exportId, taskId, format, rows, bytes, sha256, "
+    "expiresAt; `task.finished` taskId, type, state, orderId, errorCode."
+)
+
+
+class EventOut(Omissible):
+    id: str = Field(description="`evt_…`: stable; the `Webhook-Id` of every delivery of this event.")
+    type: EventType
+    createdAt: Timestamp
+    orderId: str | None = Field(None, description="The order the event is about, if any.")
+    data: dict[str, Any] = Field(description=EVENT_DATA)
+
+
+class EventListOut(Omissible):
+    value: list[EventOut] = Field(description="In event order (the order of commits; per order, its changes' order).")
+    nextLink: str | None = Field(None, description="The next page (`after` the last event); absent on the last page.")
+
+
+class EventsQueryIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_defaults)
+
+    after: Identifier | None = Field(None, description="An event id: only events after it (exclusive).")
+    limit: int = Field(50, ge=1, le=500, description="Events per page (1-500, default 50).")
+    type: EventType | None = Field(None, description="Only events of this type.")
+
+
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=2048, examples=["https://shop.example/hooks/orders"])]
+
+
+class WebhookEndpointIn(Strict):
+    url: WebhookUrl = Field(
+        description="http(s) URL that receives a POST per event; its host must resolve to public addresses only "
+        "(unless the deployment allows private ones); redirects are not followed."
+    )
+    eventTypes: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
+    description: str | None = Field(None, max_length=200)
+    customerId: Identifier | None = Field(
+        None, description="Staff: only this customer's events (default: every customer's). A customer key: its own."
+    )
+
+
+class WebhookEndpointOut(Omissible):
+    id: str = Field(description="`we_…`")
+    url: str
+    eventTypes: list[EventType]
+    description: str | None = None
+    customerId: str | None = Field(None, description="Whose events it receives; absent: every customer's.")
+    status: Literal["enabled", "failing"] = Field(
+        description="`failing` once a delivery ran out of retries (about 24 h); a later success enables it again."
+    )
+    createdAt: Timestamp
+
+
+class WebhookEndpointCreatedOut(WebhookEndpointOut):
+    secret: str = Field(
+        description="`whsec_…`: the Standard Webhooks signing secret, shown in this response only. Verify "
+        "`webhook-signature` (`v1,<base64 HMAC-SHA256 of id.timestamp.body>`) with it."
+    )
+
+
+class WebhookEndpointListOut(BaseModel):
+    value: list[WebhookEndpointOut]
+
+
+class DeliveryErrorOut(BaseModel):
+    code: Literal["TIMEOUT", "CONNECTION_ERROR", "HTTP_STATUS", "UNSAFE_ADDRESS", "ENDPOINT_DELETED"]
+    message: str
+
+
+class WebhookDeliveryOut(Omissible):
+    id: str = Field(description="`whd_…`")
+    endpointId: str
+    eventId: str = Field(description="Also the `webhook-id` header of every attempt.")
+    eventType: EventType
+    orderId: str | None = None
+    state: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    nextAttemptAt: Timestamp | None = Field(None, description="While pending: when it is tried next.")
+    lastAttemptAt: Timestamp | None = None
+    lastStatusCode: int | None = Field(None, description="The receiver's last HTTP status.")
+    lastError: DeliveryErrorOut | None = None
+    lastDurationMs: int | None = None
+    createdAt: Timestamp
+
+
+class WebhookDeliveryListOut(Omissible):
+    value: list[WebhookDeliveryOut] = Field(description="Oldest first.")
+    nextLink: str | None = Field(None, description="The next page; absent on the last page.")
+
+
+class DeliveriesQueryIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_defaults)
+
+    after: Identifier | None = Field(None, description="A delivery id: only deliveries after it.")
+    limit: int = Field(50, ge=1, le=500)
+    state: Literal["pending", "succeeded", "failed"] | None = None

@@ -54,7 +54,7 @@ ORDER_BODY = (
 )
 
 # One worker process per Procfile line (its --concurrency), beat left out: nothing measured needs it.
-WORKER_LINES = (("payments", 2), ("orders", 2), ("exports", 1), ("maintenance", 1))
+WORKER_LINES = (("payments", 2), ("orders", 2), ("exports", 1), ("maintenance", 1), ("webhooks", 2))
 
 
 @dataclass(frozen=True)
@@ -191,8 +191,13 @@ class Stack:
         redis_url = redis_server.start()
         self._exits.callback(redis_server.stop)
         # Exports go to the run's temporary directory: a 1M-row file must not outlive the run under var/.
+        # Webhook receivers of the bench listen on 127.0.0.1 (bench/webhooks.py).
         self.settings = Settings(
-            database_url=database_url, redis_url=redis_url, log_level="INFO", export_dir=self.run_dir / "exports"
+            database_url=database_url,
+            redis_url=redis_url,
+            log_level="INFO",
+            export_dir=self.run_dir / "exports",
+            webhook_allow_private_urls=True,
         )
         upgrade(self.settings)
         self.db = Database.connect(self.settings)

@@ -41,6 +41,12 @@ RATE_LIMIT_UNCHECKED = Counter(
 )
 RATE_LIMITED = Counter("orders_rate_limited_total", "Requests refused with 429 RATE_LIMITED, by key role", ["role"])
 RELAY_RESENT = Counter("orders_relay_resent_total", "Job messages sent again by the relay (committed but never sent)")
+EVENTS_DISPATCHED = Counter("orders_events_dispatched_total", "Events positioned by the webhook dispatcher")
+WEBHOOK_ATTEMPTS = Counter(
+    "orders_webhook_attempts_total",
+    "Webhook delivery attempts by outcome: succeeded, retrying (will be tried again), failed (gave up)",
+    ["outcome"],
+)
 
 
 def host_registry(extra: list[Collector] | None = None) -> CollectorRegistry:

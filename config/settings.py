@@ -43,6 +43,8 @@ BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 DATABASE_SCHEMES = ("sqlite", "postgresql")
 EXPORT_STORAGE_SCHEMES = ("file", "s3")
+_BOOLEANS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+_TRUE = ("true", "1", "yes", "on")
 RATE_LIMIT_OFF = "off"
 
 
@@ -263,6 +265,20 @@ class Settings:
     export_s3_region: str | None = None
     export_s3_access_key_id: str | None = field(default=None, repr=False)
     export_s3_secret_access_key: str | None = field(default=None, repr=False)
+    # Webhooks (services/webhooks): an endpoint URL whose host resolves to a loopback, private,
+    # link-local or reserved address is refused unless this is set (tests, a private network).
+    webhook_allow_private_urls: bool = False
+    # One delivery attempt may take this long (connect and each read) before it counts as failed.
+    webhook_timeout_seconds: float = 5.0
+    # Retries: the n-th waits base * 2**(n-1) seconds (at most the max), times a random 0.5-1.0;
+    # after the retry window (from the event, or from a resend) the delivery fails for good.
+    webhook_backoff_base_seconds: float = 10.0
+    webhook_backoff_max_seconds: float = 3 * 3600.0
+    webhook_retry_window_seconds: int = 24 * 3600
+    # The beat sweep: events not dispatched yet, and deliveries due whose message was lost.
+    webhook_sweep_interval_seconds: int = 5
+    # Events (and their finished deliveries) are deleted by housekeeping after this long.
+    event_retention_seconds: int = 30 * 24 * 3600
     # Rate limits per API key, by role (``limits`` notation: "N/second|minute|hour|day"; "off" for
     # none), counted in Redis (REDIS_URL) by a sliding window counter shared by every web process
     # and host. Generous for staff: the benchmarks drive one admin key at ~1-2k req/s for ~12 s.
@@ -363,6 +379,21 @@ class Settings:
             export_s3_region=read.raw("EXPORT_S3_REGION"),
             export_s3_access_key_id=read.raw("EXPORT_S3_ACCESS_KEY_ID"),
             export_s3_secret_access_key=read.raw("EXPORT_S3_SECRET_ACCESS_KEY"),
+            webhook_allow_private_urls=read.choice("WEBHOOK_ALLOW_PRIVATE_URLS", "false", _BOOLEANS) in _TRUE,
+            webhook_timeout_seconds=read.number("WEBHOOK_TIMEOUT_SECONDS", base.webhook_timeout_seconds, minimum=0.1),
+            webhook_backoff_base_seconds=read.number(
+                "WEBHOOK_BACKOFF_BASE_SECONDS", base.webhook_backoff_base_seconds, minimum=0.01
+            ),
+            webhook_backoff_max_seconds=read.number(
+                "WEBHOOK_BACKOFF_MAX_SECONDS", base.webhook_backoff_max_seconds, minimum=0.01
+            ),
+            webhook_retry_window_seconds=read.integer(
+                "WEBHOOK_RETRY_WINDOW_SECONDS", base.webhook_retry_window_seconds, minimum=1
+            ),
+            webhook_sweep_interval_seconds=read.integer(
+                "WEBHOOK_SWEEP_INTERVAL_SECONDS", base.webhook_sweep_interval_seconds, minimum=1
+            ),
+            event_retention_seconds=read.integer("EVENT_RETENTION_SECONDS", base.event_retention_seconds, minimum=1),
             rate_limit_admin=read.rate("RATE_LIMIT_ADMIN", base.rate_limit_admin),
             rate_limit_ops=read.rate("RATE_LIMIT_OPS", base.rate_limit_ops),
             rate_limit_customer=read.rate("RATE_LIMIT_CUSTOMER", base.rate_limit_customer),

@@ -3,6 +3,7 @@
 from models.api_keys import ApiKey
 from models.base import Base
 from models.db import Database
+from models.events import Event, WebhookDelivery, WebhookEndpoint
 from models.exports import Export
 from models.idempotency import IdempotencyRecord
 from models.jobs import Job
@@ -15,6 +16,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Database",
+    "Event",
     "Export",
     "IdempotencyRecord",
     "Job",
@@ -25,5 +27,7 @@ __all__ = [
     "ReconciliationReport",
     "SandboxLedgerEntry",
     "StatusHistory",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookEvent",
 ]

@@ -15,6 +15,7 @@ from services.jobs.outbox import note_resent, stale_queued_jobs
 from services.maintenance.housekeeping import ExportStore, purge_expired
 from services.payments.expiry import expire_unpaid_orders as expire_unpaid_orders_service
 from services.payments.settlement import previous_day, settle_day
+from services.webhooks.retention import purge_old_events
 from tasks.context import worker_context
 
 log = structlog.get_logger(__name__)
@@ -50,8 +51,8 @@ def recover_stalled_jobs() -> int:
 
 @shared_task(name="maintenance.housekeeping")
 def housekeeping() -> dict[str, int]:
-    """Delete expired export files with their rows and jobs, expired idempotency records, and
-    finished jobs past retention.
+    """Delete expired export files with their rows and jobs, expired idempotency records,
+    finished jobs past retention, and events (with their deliveries) past theirs.
 
     There are no Celery results to clean: tasks run with ``ignore_result`` (no result backend) and
     the jobs table is the result store, whose finished rows expire here.
@@ -63,11 +64,14 @@ def housekeeping() -> dict[str, int]:
         timedelta(seconds=worker.settings.export_ttl_seconds),
     )
     purged = purge_expired(worker.db, exports=store)
+    old_events = purge_old_events(worker.db, older_than=timedelta(seconds=worker.settings.event_retention_seconds))
     summary = {
         "idempotencyRecords": purged.idempotency_records,
         "jobs": purged.jobs,
         "exports": purged.exports,
         "exportFiles": purged.files,
+        "events": old_events.events,
+        "webhookDeliveries": old_events.deliveries,
     }
     log.info("housekeeping", **summary)
     return summary

@@ -97,6 +97,8 @@ def settings(database_url: str, redis_url: str, stripe_standin: StripeStandIn, r
             },
         },
         export_dir=run_dir / "exports",
+        # Webhook receivers in the tests listen on 127.0.0.1 (tests/integration/test_event_webhooks.py).
+        webhook_allow_private_urls=True,
     )
 
 

@@ -14,7 +14,7 @@ from celery.signals import task_postrun, task_prerun
 from config.metrics import QUEUE_WAIT
 from config.settings import Settings
 from workers import runtime
-from workers.queues import ALL_QUEUES, MAINTENANCE
+from workers.queues import ALL_QUEUES, MAINTENANCE, WEBHOOKS
 
 TASK_MODULES = [
     "tasks.checkout",
@@ -23,6 +23,7 @@ TASK_MODULES = [
     "tasks.maintenance",
     "tasks.orders",
     "tasks.payments",
+    "tasks.webhooks",
 ]
 
 # Longest task time limit (exports) is an hour; a message not acked within the visibility
@@ -55,6 +56,17 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "reconcile-payments": every("maintenance.reconcile_payments", settings.reconcile_interval_seconds),
         "expire-unpaid-orders": every("maintenance.expire_unpaid_orders", settings.expire_orders_interval_seconds),
         "settle-payments": every("maintenance.settle_payments", settings.settlement_interval_seconds),
+        # Events not dispatched yet (their nudge lost) and deliveries due (a backoff over, a lost
+        # message, a worker killed mid-delivery): on the webhooks queue, beside the deliveries.
+        "sweep-webhooks": {
+            "task": "webhooks.dispatch",
+            "kwargs": {"sweep": True},
+            "schedule": float(settings.webhook_sweep_interval_seconds),
+            "options": {
+                "queue": settings.queue_name(WEBHOOKS),
+                "expires": settings.webhook_sweep_interval_seconds,
+            },
+        },
     }
 
 

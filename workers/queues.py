@@ -4,4 +4,6 @@ PAYMENTS = "payments"
 ORDERS = "orders"
 EXPORTS = "exports"
 MAINTENANCE = "maintenance"
-ALL_QUEUES = (PAYMENTS, ORDERS, EXPORTS, MAINTENANCE)
+# Event fan-out and webhook deliveries: a receiver that hangs only ever holds this pool's workers.
+WEBHOOKS = "webhooks"
+ALL_QUEUES = (PAYMENTS, ORDERS, EXPORTS, MAINTENANCE, WEBHOOKS)

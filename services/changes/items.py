@@ -27,6 +27,7 @@ from services.changes.transitions import (
     transition_order,
     visible_order,
 )
+from services.events.record import ORDER_ITEM_CHANGED, add_event
 from services.jobs.outbox import JobRef
 from services.kernel import lifecycle
 from services.kernel.errors import InvalidTransition, ItemNotFound, ValidationFailed
@@ -157,6 +158,19 @@ def _apply(
     if verified:
         set_item_status(session, verified, lifecycle.ITEM_VERIFIED)
     bump_version(session, order, utcnow(), total_amount=live_total(all_items))
+    add_event(
+        session.connection(),
+        ORDER_ITEM_CHANGED,
+        order_id=order.id,
+        customer_id=order.customer_id,
+        data={
+            "orderId": order.id,
+            "items": [{"itemId": item.id, "status": item.status} for item in [*cancelled, *verified]],
+            "reason": reason,
+            "totalAmount": order.total_amount,
+            "version": order.version,
+        },
+    )
     if cancelled and not any(item.status in lifecycle.LIVE_ITEM_STATUSES for item in all_items):
         change = transition_order(
             session,

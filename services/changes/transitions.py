@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from models import Database, Order, OrderItem, StatusHistory
 from models.types import utcnow
+from services.events.record import ORDER_CANCELLED, ORDER_STATUS_CHANGED, add_events, event_row
 from services.jobs.outbox import JobRef
 from services.kernel import lifecycle
 from services.kernel.errors import ConcurrentUpdate, InvalidTransition, OrderNotFound, PreconditionFailed
@@ -182,6 +183,7 @@ def transition_order(
             "created_at": now,
         },
     )
+    _status_events(session, order, from_status, reason, now)
     if from_status == lifecycle.PENDING_PAYMENT:
         # Paid one way, or cancelled: no hosted checkout may take (another) payment for it.
         jobs += queue_payment_closing(
@@ -200,6 +202,22 @@ def transition_order(
         if refund is not None:
             jobs.append(refund)
     return Transition(order.id, from_status, to_status, order.version, now, jobs)
+
+
+def _status_events(session: Session, order: Order, from_status: str, reason: str | None, now: datetime) -> None:
+    """``order.status_changed`` (and ``order.cancelled``) in the transition's transaction."""
+    data = {
+        "orderId": order.id,
+        "fromStatus": from_status,
+        "status": order.status,
+        "paymentStatus": order.payment_status,
+        "reason": reason,
+        "version": order.version,
+        "updatedAt": now,
+    }
+    types = [ORDER_STATUS_CHANGED] + ([ORDER_CANCELLED] if order.status == lifecycle.CANCELLED else [])
+    rows = [event_row(kind, order_id=order.id, customer_id=order.customer_id, data=data, now=now) for kind in types]
+    add_events(session.connection(), rows)
 
 
 def set_item_status(session: Session, items: list[OrderItem], status: str) -> None:

@@ -32,10 +32,12 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from models import Database, Export, Order
+from models import Database, Export, Job, Order
 from models.ids import new_id
 from models.types import utcnow
+from services.events.record import EXPORT_READY, add_event
 from services.exports import signing
 from services.exports.columns import resolve_columns
 from services.exports.filters import ExportFilters, order_by_clauses, validate, where_clause
@@ -226,6 +228,21 @@ class _Published:
     expires_at: datetime
 
 
+def _ready_event(session: Session, record: Export) -> None:
+    """``export.ready`` in the transaction that publishes the export's row (its owner's event)."""
+    owner = session.scalar(select(Job.owner_customer_id).where(Job.id == record.job_id))
+    data = {
+        "exportId": record.id,
+        "taskId": record.job_id,
+        "format": record.format,
+        "rows": record.rows,
+        "bytes": record.bytes,
+        "sha256": record.sha256,
+        "expiresAt": record.expires_at,
+    }
+    add_event(session.connection(), EXPORT_READY, order_id=None, customer_id=owner, data=data)
+
+
 def _record(db: Database, export_id: str, job_id: str, fmt: str, name: str, built: _Published) -> _Published:
     """Write the export's row unless an attempt wrote it first; returns what the row says."""
     for _ in range(2):
@@ -246,6 +263,7 @@ def _record(db: Database, export_id: str, job_id: str, fmt: str, name: str, buil
                         expires_at=built.expires_at,
                     )
                     session.add(record)
+                    _ready_event(session, record)
                 return _Published(record.rows, record.bytes, record.sha256, record.expires_at)
         except IntegrityError:
             continue  # a concurrent attempt inserted it between our read and our insert: read it

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from models import Job
 from models.types import utcnow
+from services.events.record import TASK_FINISHED, add_event
 from services.jobs.kinds import JobKind
 from services.jobs.states import FINISHED, JOB_RETENTION, JOBS, SUCCEEDED
 
@@ -83,7 +84,7 @@ def _complete(session: Session, parent_id: str, parent_type: str) -> None:
     gather = _GATHERERS.get(parent_type)
     if gather is None:
         raise LookupError(f"no gatherer declared for {parent_type!r} jobs (import the module that declares it)")
-    session.execute(
+    finished = session.execute(
         update(Job)
         .where(Job.id == parent_id, Job.state.not_in(FINISHED))
         .values(
@@ -94,3 +95,6 @@ def _complete(session: Session, parent_id: str, parent_type: str) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+    if finished.rowcount == 1:
+        data = {"taskId": parent_id, "type": parent_type, "state": SUCCEEDED, "orderId": None, "errorCode": None}
+        add_event(session.connection(), TASK_FINISHED, order_id=None, customer_id=parent.owner_customer_id, data=data)

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Text, and_, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from models import Database, Job
+from models.ids import new_id
 from models.types import utcnow
+from services.events.record import EVENT_COLUMNS, EVENTS, TASK_FINISHED, add_event
 from services.jobs.children import count_child, recount_children
 from services.jobs.outbox import JobOutcome
 from services.jobs.states import FAILED, JOB_RETENTION, JOBS, RUNNING, SUCCEEDED
@@ -54,9 +56,17 @@ def finish_job(db: Database, job_id: str, *, result: Any = None, error: dict[str
     same transaction as its finish, so that it is counted exactly once.
     """
     values = _finish_values(result, error)
-    with db.autocommit() as conn:
-        if conn.execute(_FINISH_TOP_LEVEL, {"job_id": job_id, **values}).first() is not None:
-            return True
+    if db.write_engine.dialect.name == "postgresql":
+        with db.autocommit() as conn:  # the finish and its task.finished event: one statement
+            params = {"job_id": job_id, "event_id": new_id("evt"), **values}
+            if conn.execute(_FINISH_TOP_LEVEL_WITH_EVENT, params).first() is not None:
+                return True
+    else:
+        with db.connection() as conn:  # SQLite: no data-modifying CTEs; two local statements
+            row = conn.execute(_FINISH_TOP_LEVEL, {"job_id": job_id, **values}).first()
+            if row is not None:
+                _task_finished(conn, job_id, row, values["now"])
+                return True
     with db.transaction() as session:  # a child, or finished already, or unknown
         return _finish_in(session, job_id, result=result, error=error)
 
@@ -88,9 +98,58 @@ _FINISH = (
         finished_at=bindparam("now", type_=JOBS.c.finished_at.type),
         expires_at=func.coalesce(JOBS.c.expires_at, bindparam("retain_until", type_=JOBS.c.expires_at.type)),
     )
-    .returning(JOBS.c.parent_id)
+    .returning(
+        JOBS.c.parent_id, JOBS.c.id, JOBS.c.type, JOBS.c.state, JOBS.c.order_id, JOBS.c.owner_customer_id, JOBS.c.error
+    )
 )
 _FINISH_TOP_LEVEL = _FINISH.where(JOBS.c.parent_id.is_(None))
+
+
+def _finish_with_event() -> Any:
+    """PostgreSQL: ``WITH finished AS (UPDATE jobs … RETURNING …) INSERT INTO events SELECT … FROM
+    finished``: a top-level job's finish and its ``task.finished`` event in one autocommit statement
+    (the same data :func:`_task_finished` writes)."""
+    finished = _FINISH_TOP_LEVEL.cte("finished")
+    data = func.json_build_object(
+        "taskId",
+        finished.c.id,
+        "type",
+        finished.c.type,
+        "state",
+        finished.c.state,
+        "orderId",
+        finished.c.order_id,
+        "errorCode",
+        finished.c.error["code"].as_string(),
+    )
+    event = insert(EVENTS).from_select(
+        EVENT_COLUMNS,
+        select(
+            bindparam("event_id", type_=EVENTS.c.id.type),
+            literal(TASK_FINISHED),
+            finished.c.order_id,
+            finished.c.owner_customer_id,
+            cast(data, Text),
+            bindparam("now", type_=EVENTS.c.created_at.type),
+        ),
+    )
+    return select(finished.c.parent_id).add_cte(event.cte("finished_event"))
+
+
+_FINISH_TOP_LEVEL_WITH_EVENT = _finish_with_event()
+
+
+def _task_finished(conn: Any, job_id: str, row: Any, now: Any) -> None:
+    """``task.finished`` of a top-level job (a bulk cancel's per-order children announce nothing:
+    their parent does, and each order its own ``order.cancelled``)."""
+    data = {
+        "taskId": job_id,
+        "type": row.type,
+        "state": row.state,
+        "orderId": row.order_id,
+        "errorCode": (row.error or {}).get("code"),
+    }
+    add_event(conn, TASK_FINISHED, order_id=row.order_id, customer_id=row.owner_customer_id, data=data, now=now)
 
 
 def _finish_values(result: Any, error: dict[str, Any] | None) -> dict[str, Any]:
@@ -119,11 +178,14 @@ def _finish_in(session: Session, job_id: str, *, result: Any, error: dict[str, A
     is counted exactly once however often its message is delivered; the child that brings the
     count to the total gathers every child's outcome into the parent's result.
     """
-    row = session.connection().execute(_FINISH, {"job_id": job_id, **_finish_values(result, error)}).first()
+    values = _finish_values(result, error)
+    row = session.connection().execute(_FINISH, {"job_id": job_id, **values}).first()
     if row is None:
         return False
     if row.parent_id is not None:
         count_child(session, row.parent_id)
+    else:
+        _task_finished(session.connection(), job_id, row, values["now"])
     return True
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import Order, Payment
 from models.ids import new_id
 from models.types import utcnow
+from services.events.record import ORDER_PAYMENT_SUCCEEDED
 from services.jobs.kinds import CLOSE_CHECKOUT, PAYMENT
 from services.jobs.outbox import JobRef, add_job
 from services.kernel import lifecycle
@@ -39,6 +40,7 @@ from services.ledger.book import (
     order_payments,
     total_of,
 )
+from services.ledger.events import add_payment_event
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def record_manual_payment(session: Session, order: Order, *, principal: Principa
     )
     session.add(payment)
     order.payment_status = lifecycle.PAYMENT_COMPLETED
+    add_payment_event(session, order, payment, ORDER_PAYMENT_SUCCEEDED)
     return payment
 
 

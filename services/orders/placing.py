@@ -20,6 +20,7 @@ from sqlalchemy import BindParameter, Connection, Insert, Table, bindparam, inse
 from models import Database, Job, Offer, Order, OrderItem, StatusHistory
 from models.ids import new_id
 from models.types import utcnow
+from services.events.record import EVENT_COLUMNS, EVENTS, INSERT_EVENT, ORDER_CREATED, event_row
 from services.jobs.kinds import CHECKOUT
 from services.jobs.outbox import INSERT_JOB as _INSERT_JOB
 from services.jobs.outbox import JOB_ROW_COLUMNS, JobRef, job_row
@@ -129,7 +130,10 @@ def _writes_in_one_statement(item_count: int) -> Insert:
         for index in range(item_count)
     ]
     new_history = insert(_HISTORY).values(_bound(_HISTORY, "h_", _HISTORY_COLUMNS)).cte("new_history")
-    return insert(_JOBS).values(_bound(_JOBS, "j_", _JOB_COLUMNS)).add_cte(new_order, *new_items, new_history)
+    new_event = insert(EVENTS).values(_bound(EVENTS, "e_", EVENT_COLUMNS)).cte("new_event")  # order.created
+    return (
+        insert(_JOBS).values(_bound(_JOBS, "j_", _JOB_COLUMNS)).add_cte(new_order, *new_items, new_history, new_event)
+    )
 
 
 @lru_cache(maxsize=MAX_ITEMS)
@@ -151,16 +155,22 @@ def _placement_in_one_statement(item_count: int) -> Insert:
     new_order = guarded(_ORDERS, "o_", _ORDER_COLUMNS).cte("new_order")
     new_items = [guarded(_ITEMS, f"i{index}_", _ITEM_COLUMNS).cte(f"new_item_{index}") for index in range(item_count)]
     new_history = guarded(_HISTORY, "h_", _HISTORY_COLUMNS).cte("new_history")
+    new_event = guarded(EVENTS, "e_", EVENT_COLUMNS).cte("new_event")  # order.created
     job = guarded(_JOBS, "j_", _JOB_COLUMNS)
-    return job.add_cte(reserved, new_order, *new_items, new_history).returning(_JOBS.c.id)
+    return job.add_cte(reserved, new_order, *new_items, new_history, new_event).returning(_JOBS.c.id)
 
 
 def _rows_params(
-    order: dict[str, Any], items: list[dict[str, Any]], history: dict[str, Any], job: dict[str, Any]
+    order: dict[str, Any],
+    items: list[dict[str, Any]],
+    history: dict[str, Any],
+    job: dict[str, Any],
+    event: dict[str, Any],
 ) -> dict[str, Any]:
     params = {f"o_{name}": order[name] for name in _ORDER_COLUMNS}
     params.update({f"h_{name}": history[name] for name in _HISTORY_COLUMNS})
     params.update({f"j_{name}": job[name] for name in _JOB_COLUMNS})
+    params.update({f"e_{name}": event[name] for name in EVENT_COLUMNS})
     for index, item in enumerate(items):
         params.update({f"i{index}_{name}": item[name] for name in _ITEM_COLUMNS})
     return params
@@ -168,16 +178,16 @@ def _rows_params(
 
 def _place_in_one_statement(
     db: Database,
-    rows: tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any]],
+    rows: tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], dict[str, Any], dict[str, Any]],
     wanted: list[ItemRequest],
     currency: str,
     now: datetime,
 ) -> None:
     """Run :func:`_placement_in_one_statement`; when nothing was placed, say why (raised)."""
-    order, items, history, job = rows
+    order, items, history, job, event = rows
     quantity = sum(item.quantity for item in wanted)
     offer_id = wanted[0].offer_id
-    params = _rows_params(order, items, history, job)
+    params = _rows_params(order, items, history, job, event)
     params.update(
         offer=offer_id, expected_price=to_money(wanted[0].price), expected_currency=currency, wanted=quantity, now=now
     )
@@ -190,16 +200,22 @@ def _place_in_one_statement(
 
 
 def _write(
-    conn: Connection, order: dict[str, Any], items: list[dict[str, Any]], history: dict[str, Any], job: dict[str, Any]
+    conn: Connection,
+    order: dict[str, Any],
+    items: list[dict[str, Any]],
+    history: dict[str, Any],
+    job: dict[str, Any],
+    event: dict[str, Any],
 ) -> None:
     """Insert the order's rows (no lock is taken on any shared row here)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(_writes_in_one_statement(len(items)), _rows_params(order, items, history, job))
+        conn.execute(_writes_in_one_statement(len(items)), _rows_params(order, items, history, job, event))
         return
     conn.execute(_INSERT_ORDER, order)  # SQLite: local calls, and no data-modifying CTEs
     conn.execute(_INSERT_ITEMS, items)
     conn.execute(_INSERT_HISTORY, history)
     conn.execute(_INSERT_JOB, job)
+    conn.execute(INSERT_EVENT, event)
 
 
 def _check_offers(conn: Connection, wanted: list[ItemRequest], currency: str) -> None:
@@ -268,6 +284,22 @@ def _order_total(items: list[ItemRequest]) -> Decimal:
             details=[{"field": "items", "message": f"the order total {total} exceeds {MAX_AMOUNT}", "total": total}],
         )
     return total
+
+
+def _created(order: dict[str, Any], items: list[ItemView]) -> dict[str, Any]:
+    """``order.created``'s data: the order as placed."""
+    return {
+        "orderId": order["id"],
+        "customerId": order["customer_id"],
+        "status": order["status"],
+        "totalAmount": order["total_amount"],
+        "currency": order["currency"],
+        "createdAt": order["created_at"],
+        "items": [
+            {"itemId": item.id, "offerId": item.offer_id, "quantity": item.quantity, "price": item.price}
+            for item in items
+        ],
+    }
 
 
 def place_order(
@@ -355,13 +387,14 @@ def place_order(
         customer_id=command.customer_id,
         now=now,
     )
+    event = event_row(ORDER_CREATED, order_id=order_id, customer_id=command.customer_id, data=_created(order, items))
     one_offer = len({item.offer_id for item in command.items}) == 1
     one_price = len({to_money(item.price) for item in command.items}) == 1
     if db.write_engine.dialect.name == "postgresql" and one_offer and one_price:
-        _place_in_one_statement(db, (order, item_rows, history, job), command.items, policy.currency, now)
+        _place_in_one_statement(db, (order, item_rows, history, job, event), command.items, policy.currency, now)
     else:
         with db.connection() as conn:
-            _write(conn, order, item_rows, history, job)
+            _write(conn, order, item_rows, history, job, event)
             _reserve(conn, command.items, policy.currency, now)
     view = OrderView(
         id=order_id,

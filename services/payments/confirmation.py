@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 from models import Order, Payment
 from models.types import utcnow
 from services.changes import transitions
+from services.events.record import ORDER_PAYMENT_SUCCEEDED
 from services.jobs.outbox import JobRef
 from services.kernel import lifecycle
 from services.kernel.principal import SYSTEM
 from services.ledger.attempts import queue_duplicate_refund_in, queue_refund_in
 from services.ledger.book import CAPTURING_ACTIONS, SUCCEEDED
+from services.ledger.events import add_payment_event
 
 
 def set_payment_status(order: Order, payment_status: str) -> None:
@@ -62,6 +64,7 @@ def confirm_payment(
     payment.updated_at = utcnow()
     if not already:
         payment.error = None
+        add_payment_event(session, order, payment, ORDER_PAYMENT_SUCCEEDED)
     if payment.action not in CAPTURING_ACTIONS:
         return []
     paid = mark_order_paid(session, order, actor=actor, reason=reason, request_id=request_id)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from models import Database, Order, Payment
 from models.types import utcnow
 from services.changes import transitions
+from services.events.record import ORDER_PAYMENT_FAILED
 from services.jobs.outbox import JobOutcome
 from services.kernel import lifecycle
 from services.kernel.errors import InvalidTransition, PaymentDeclined, TransientError, ValidationFailed
@@ -40,6 +41,7 @@ from services.ledger.book import (
     order_payments,
     total_of,
 )
+from services.ledger.events import add_payment_event
 from services.payments.confirmation import confirm_payment, set_payment_status
 from services.payments.gateways.base import GatewayDeclined, GatewayTimeout, GatewayUnavailable
 from services.payments.gateways.registry import Gateways
@@ -209,6 +211,7 @@ def _finish_declined(db: Database, attempt: _Attempt, declined: GatewayDeclined)
             if order.status == lifecycle.PENDING_PAYMENT:
                 set_payment_status(order, lifecycle.PAYMENT_FAILED)
         payment.updated_at = utcnow()
+        add_payment_event(session, order, payment, ORDER_PAYMENT_FAILED)
         return _declined(payment)
 
 

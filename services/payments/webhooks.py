@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from models import Database, Order, Payment, WebhookEvent
 from models.ids import new_id
 from models.types import utcnow
+from services.events.record import ORDER_PAYMENT_FAILED
 from services.jobs.kinds import WEBHOOK
 from services.jobs.outbox import JobOutcome, JobRef, add_job
 from services.kernel import lifecycle
@@ -37,6 +38,7 @@ from services.kernel.errors import ResourceNotFound, ServiceUnavailable, Transie
 from services.kernel.money import to_money
 from services.kernel.principal import SYSTEM
 from services.ledger.book import CHECKOUT, FAILED, PENDING, SUCCEEDED
+from services.ledger.events import add_payment_event
 from services.payments.confirmation import confirm_payment
 from services.payments.gateways.base import (
     CHECKOUT_COMPLETED,
@@ -262,6 +264,7 @@ def apply_event(
         payment.state = FAILED
         payment.error = {"code": "PAYMENT_FAILED", "reason": event.reason or "declined", "message": "declined"}
         payment.updated_at = utcnow()
+        add_payment_event(session, order, payment, ORDER_PAYMENT_FAILED)
     if order.status == lifecycle.PENDING_PAYMENT and order.payment_status not in (
         *lifecycle.PAYMENT_CAPTURED_STATUSES,
         lifecycle.PAYMENT_AUTHORIZED,

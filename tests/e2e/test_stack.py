@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from standardwebhooks.webhooks import Webhook
 
 from config.settings import PROJECT_ROOT
 from services.payments.gateways.signing import sign
 from tests.support.polling import wait_for
+from tests.support.receiver import Receiver
 from workers.embedded_redis import free_port
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str):
     secret = "sk_e2e_" + secrets.token_hex(16)
     env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "SECRET_KEY")}
     env.update(PORT=str(port), VAR_DIR=str(var_dir), DATABASE_URL=database_url, ADMIN_API_KEY=secret, HOST="127.0.0.1")
+    env.update(WEBHOOK_ALLOW_PRIVATE_URLS="1")  # the webhook receiver below listens on 127.0.0.1
     log = var_dir / "run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -99,6 +102,36 @@ def _order(offer_id: str) -> dict:
         "paymentMethod": "credit_card",
         "paymentGatewayId": "stripe_1",
     }
+
+
+def test_the_procfiles_webhooks_worker_delivers_signed_events(stack: Stack) -> None:
+    """An endpoint subscribed over HTTP gets the order's ``order.created`` and its checkout's
+    ``task.finished``, signed with the secret it was given (the Procfile's webhooks line runs)."""
+    receiver = Receiver().start()
+    try:
+        customer = "cust_" + secrets.token_hex(4)
+        subscribed = requests.post(
+            stack.url("/api/webhook-endpoints"),
+            json={
+                "url": receiver.url("/ok/e2e"),
+                "eventTypes": ["order.created", "task.finished"],
+                "customerId": customer,
+            },
+            headers=stack.headers,
+            timeout=10,
+        )
+        assert subscribed.status_code == 201, subscribed.text
+        order = _order(_put_offer(stack, stock=5))
+        order["customerId"] = customer
+        created = requests.post(stack.url("/api/orders"), json=order, headers=stack.headers, timeout=10)
+        assert created.status_code == 201, created.text
+        wait_for(lambda: len(receiver.on("/ok/e2e")) >= 2, timeout=30, what="both events at the receiver")
+        verifier = Webhook(subscribed.json()["secret"])
+        events = [verifier.verify(request.body, request.headers) for request in receiver.on("/ok/e2e")]
+        assert [event["type"] for event in events] == ["order.created", "task.finished"]
+        assert {event["data"]["orderId"] for event in events} == {created.json()["orderId"]}
+    finally:
+        receiver.stop()
 
 
 def test_brief_order_over_http_and_checkout_task_succeeds(stack: Stack) -> None:

@@ -435,6 +435,11 @@ def test_unpaid_cancel_queues_no_refund(client, admin_headers, make_offer, deps)
         assert session.scalar(select(StatusHistory.to_status).order_by(StatusHistory.id.desc()).limit(1))
 
 
+def _job_state(db, job_id: str) -> str | None:  # noqa: ANN001
+    with db.reader() as session:
+        return session.scalar(select(Job.state).where(Job.id == job_id))
+
+
 def test_a_charge_that_lands_after_cancellation_is_refunded(client, admin_headers, make_offer, deps, worker):
     """The interleaving: the payment task reached the gateway, the order was cancelled (nothing
     captured yet, so no refund), then the charge's success arrived: it is refunded, once."""
@@ -457,6 +462,8 @@ def test_a_charge_that_lands_after_cancellation_is_refunded(client, admin_header
     assert len(refund_jobs) == 1
     deps.sender.send(JobRef.of(PAYMENT, refund_jobs[0]))  # (else the relay)
     wait_for(lambda: ledger_refunds(deps.db, order_id), timeout=30, what="the refund")
+    # The gateway books the refund before the task's own transaction commits the outcome.
+    wait_for(lambda: _job_state(deps.db, refund_jobs[0]) in ("succeeded", "failed"), timeout=30, what="the refund task")
     assert ledger_refunds(deps.db, order_id) == [Decimal("30.00")]
     order = client.simulate_get(f"/api/orders/{order_id}", headers=admin_headers).json
     assert (order["status"], order["paymentStatus"]) == ("cancelled", "refunded")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,12 +30,14 @@ import pytest
 from falcon import testing
 from sqlalchemy import select
 
-from models import OrderItem
+from models import OrderItem, WebhookDelivery
 from services.access.keys import IssuedKey, issue_key
 from services.jobs.machine import finish_job
-from services.kernel.principal import SYSTEM
+from services.kernel.principal import SYSTEM, Principal
 from services.payments.execution import execute_payment
 from services.payments.requests import PaymentRequest, request_payment
+from services.webhooks.dispatch import dispatch_events
+from services.webhooks.endpoints import NewEndpoint, create_endpoint
 from tests.conftest import auth, unique_customer
 from tests.integration.helpers import brief_order, brief_payment, no_writes, order_row
 
@@ -131,6 +134,35 @@ def _items_body(world: World, role: str) -> dict[str, Any]:
     return {"orderId": order["orderId"], "items": [{"itemId": item, "action": "verify", "reason": "matrix"}]}
 
 
+_SHARED_ENDPOINT: dict[str, str] = {}
+
+
+def _endpoint_of_a(world: World, *, fresh: bool = False) -> str:
+    """A webhook endpoint of customer A (made with A's own key): a fresh one to delete, else one
+    made once (a customer has at most 20)."""
+    if not fresh and world.customer in _SHARED_ENDPOINT:
+        return _SHARED_ENDPOINT[world.customer]
+    principal = Principal(key_id="matrix", role="customer", customer_id=world.customer)
+    endpoint = NewEndpoint("http://127.0.0.1:9/matrix", ["order.created"])
+    endpoint_id = create_endpoint(world.deps.db, principal, endpoint, allow_private=True).id
+    if not fresh:
+        _SHARED_ENDPOINT[world.customer] = endpoint_id
+    return endpoint_id
+
+
+def _endpoint_path(suffix: str = "", *, fresh: bool = False) -> Build:
+    return lambda world, role: (f"/api/webhook-endpoints/{_endpoint_of_a(world, fresh=fresh)}{suffix}", {})
+
+
+def _delivery_to_resend(world: World, role: str) -> tuple[str, dict[str, Any]]:
+    endpoint_id = _endpoint_of_a(world)
+    world.order()
+    dispatch_events(world.deps.db, retry_window=timedelta(hours=1))
+    with world.deps.db.reader() as session:
+        delivery_id = session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id))
+    return f"/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend", {}
+
+
 MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
     # Public: liveness, readiness (DB and broker are up), Prometheus text, the contract.
     ("GET", "/healthz"): (_get("/healthz"), public(200)),
@@ -220,6 +252,21 @@ MATRIX: dict[tuple[str, str], tuple[Build, dict[str, Expected]]] = {
     ("GET", "/api/tasks/{task_id}/events"): (_finished_task_events, OWNER),
     ("POST", "/api/keys"): (_json("/api/keys", lambda world, role: {"role": "ops"}), ADMIN),
     ("DELETE", "/api/keys/{key_id}"): (_fresh_key, ADMIN),
+    # Webhooks: any key subscribes (a customer key to its own customer's events) and lists what it
+    # may see; another customer's endpoint, its deliveries and the events of others do not exist.
+    ("GET", "/api/webhook-endpoints"): (_get("/api/webhook-endpoints"), ANY_KEY),
+    ("POST", "/api/webhook-endpoints"): (
+        _json(
+            "/api/webhook-endpoints",
+            lambda world, role: {"url": "http://127.0.0.1:9/m", "eventTypes": ["task.finished"]},
+        ),
+        ANY_KEY,
+    ),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}"): (_endpoint_path(), OWNER),
+    ("DELETE", "/api/webhook-endpoints/{endpoint_id}"): (_endpoint_path(fresh=True), OWNER),
+    ("GET", "/api/webhook-endpoints/{endpoint_id}/deliveries"): (_endpoint_path("/deliveries"), OWNER),
+    ("POST", "/api/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend"): (_delivery_to_resend, OWNER),
+    ("GET", "/api/events"): (_get("/api/events"), ANY_KEY),
 }
 
 

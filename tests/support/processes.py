@@ -49,6 +49,12 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
             "EXPORT_S3_REGION": settings.export_s3_region or "",
             "EXPORT_S3_ACCESS_KEY_ID": settings.export_s3_access_key_id or "",
             "EXPORT_S3_SECRET_ACCESS_KEY": settings.export_s3_secret_access_key or "",
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "1" if settings.webhook_allow_private_urls else "0",
+            "WEBHOOK_TIMEOUT_SECONDS": str(settings.webhook_timeout_seconds),
+            "WEBHOOK_BACKOFF_BASE_SECONDS": str(settings.webhook_backoff_base_seconds),
+            "WEBHOOK_BACKOFF_MAX_SECONDS": str(settings.webhook_backoff_max_seconds),
+            "WEBHOOK_RETRY_WINDOW_SECONDS": str(settings.webhook_retry_window_seconds),
+            "WEBHOOK_SWEEP_INTERVAL_SECONDS": str(settings.webhook_sweep_interval_seconds),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }

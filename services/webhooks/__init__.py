@@ -1,0 +1,1 @@
+"""Webhook endpoints, the dispatcher that turns events into deliveries, and the deliveries."""
