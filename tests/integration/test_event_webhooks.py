@@ -17,14 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from falcon import testing
-from sqlalchemy import select
+from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
 from api.app import build_deps, create_app
@@ -278,6 +278,37 @@ def test_a_receiver_that_fails_three_times_gets_the_event_with_the_same_webhook_
     assert resent.status_code == 202, resent.text
     wait_for(lambda: len(receiver.on(path)) == 5, timeout=15, what="the re-sent delivery")
     assert receiver.on(path)[-1].headers["webhook-id"] == delivery["eventId"]
+
+
+def test_past_its_retry_window_a_delivery_fails_for_good_and_the_endpoint_is_marked_failing(
+    hook_client, hook_deps, admin_headers, make_offer, receiver, processes
+) -> None:
+    """A receiver that keeps failing: once the next attempt would fall after the delivery's retry
+    window (24 h in production; moved into the past here), the delivery ends ``failed`` and its
+    endpoint reads ``failing``."""
+    customer = unique_customer()
+    path = f"/flaky/1000/{customer}"
+    endpoint = subscribe(hook_client, admin_headers, receiver.url(path), ["order.created"], customerId=customer)
+    placed = hook_client.simulate_post("/api/orders", json=brief_order(make_offer(), customer), headers=admin_headers)
+    assert placed.status_code == 201
+    wait_for(lambda: len(receiver.on(path)) >= 1, timeout=30, what="a first failed attempt")
+    with hook_deps.db.transaction() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint["id"])
+            .values(give_up_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+    def given_up() -> dict | None:
+        listed = hook_client.simulate_get(
+            f"/api/webhook-endpoints/{endpoint['id']}/deliveries", headers=admin_headers
+        ).json["value"]
+        return listed[0] if listed and listed[0]["state"] == "failed" else None
+
+    delivery = wait_for(given_up, timeout=30, what="the delivery to fail for good")
+    assert delivery["lastStatusCode"] == 500 and delivery["attempts"] >= 1
+    shown = hook_client.simulate_get(f"/api/webhook-endpoints/{endpoint['id']}", headers=admin_headers)
+    assert shown.status_code == 200 and shown.json["status"] == "failing", shown.text
 
 
 def test_a_hanging_receiver_does_not_delay_another_endpoints_events(
