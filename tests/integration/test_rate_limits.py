@@ -49,10 +49,8 @@ def test_one_trip_storage_counts_as_the_library_does(redis_url):
     assert [remaining for _, remaining in seen_ours] == [6, 5, 4, 3, 2, 1, 0, 0, 0, 0]
 
 
-def test_one_check_is_one_round_trip(redis_url, monkeypatch):
-    limiter = RateLimiter(redis_url, lambda role: "100/minute")
-    key = f"key_{secrets.token_hex(4)}"
-    limiter.check(key, "customer")  # scripts loaded, connection open
+def count_redis_commands(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, one entry per command (or pipeline) this process sends to any Redis."""
     sent: list[int] = []
     real = redis.connection.Connection.send_packed_command
 
@@ -61,6 +59,14 @@ def test_one_check_is_one_round_trip(redis_url, monkeypatch):
         return real(self, command, check_health)
 
     monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    return sent
+
+
+def test_one_check_is_one_round_trip(redis_url, monkeypatch):
+    limiter = RateLimiter(redis_url, lambda role: "100/minute")
+    key = f"key_{secrets.token_hex(4)}"
+    limiter.check(key, "customer")  # scripts loaded, connection open
+    sent = count_redis_commands(monkeypatch)
     for _ in range(5):
         assert limiter.check(key, "customer").allowed
     assert len(sent) == 5
@@ -73,14 +79,7 @@ def test_far_from_the_limit_one_round_trip_serves_many_requests(redis_url, monke
     limiter = RateLimiter(redis_url, lambda role: "100000/minute" if role == "admin" else "50/minute")
     busy, near = f"key_{secrets.token_hex(4)}", f"key_{secrets.token_hex(4)}"
     limiter.check(busy, "admin")  # scripts loaded, connection open
-    sent: list[int] = []
-    real = redis.connection.Connection.send_packed_command
-
-    def counting(self, command, check_health=True):  # noqa: ANN001, ANN202
-        sent.append(1)
-        return real(self, command, check_health)
-
-    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    sent = count_redis_commands(monkeypatch)
     remaining = [limiter.check(busy, "admin").remaining for _ in range(320)]
     assert len(sent) <= 11, len(sent)  # 320 requests in leases of 32
     assert remaining == sorted(remaining, reverse=True) and remaining[-1] == 100000 - 321
